@@ -1,0 +1,3 @@
+"""lasersell-bot: a standalone client daemon for the LaserSell Exit Intelligence Stream."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,121 @@
+"""In-process counters, gauges and histograms, rendered as Prometheus text.
+
+One ``Metrics`` object is created by the daemon and handed to every component;
+updating a metric is a dict update, cheap enough for the hot path.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Iterator
+
+LabelValues = tuple[str, ...]
+
+
+def _label_text(names: tuple[str, ...], values: LabelValues) -> str:
+    if not names:
+        return ""
+    pairs = ",".join(f'{n}="{_escape(v)}"' for n, v in zip(names, values, strict=True))
+    return "{" + pairs + "}"
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+class Counter:
+    kind = "counter"
+
+    def __init__(self, name: str, help_text: str, labels: tuple[str, ...] = ()) -> None:
+        self.name, self.help, self.labels = name, help_text, labels
+        self.values: dict[LabelValues, float] = {}
+
+    def inc(self, *label_values: str, amount: float = 1.0) -> None:
+        self.values[label_values] = self.values.get(label_values, 0.0) + amount
+
+    def get(self, *label_values: str) -> float:
+        return self.values.get(label_values, 0.0)
+
+    def samples(self) -> Iterator[str]:
+        for key, value in sorted(self.values.items()):
+            yield f"{self.name}{_label_text(self.labels, key)} {_number(value)}"
+
+
+class Gauge(Counter):
+    kind = "gauge"
+
+    def set(self, value: float, *label_values: str) -> None:
+        self.values[label_values] = value
+
+
+class Histogram:
+    kind = "histogram"
+
+    def __init__(self, name: str, help_text: str, buckets: tuple[float, ...]) -> None:
+        self.name, self.help, self.buckets = name, help_text, buckets
+        self.counts = [0] * (len(buckets) + 1)
+        self.total = 0.0
+        self.count = 0
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect.bisect_left(self.buckets, value)] += 1
+        self.total += value
+        self.count += 1
+
+    def samples(self) -> Iterator[str]:
+        running = 0
+        for bound, count in zip(self.buckets, self.counts, strict=False):
+            running += count
+            yield f'{self.name}_bucket{{le="{_number(bound)}"}} {running}'
+        yield f'{self.name}_bucket{{le="+Inf"}} {self.count}'
+        yield f"{self.name}_sum {_number(self.total)}"
+        yield f"{self.name}_count {self.count}"
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
+class Metrics:
+    """Every metric the daemon exports, as attributes."""
+
+    def __init__(self) -> None:
+        p = "lasersell_bot_"
+        self.frames = Counter(p + "frames_total", "Stream frames received by type.", ("type",))
+        self.frames_malformed = Counter(p + "frames_malformed_total", "Frames that failed to decode.")
+        self.frames_unknown = Counter(p + "frames_unknown_total", "Frames of an unknown type.")
+        self.low_lane_dropped = Counter(p + "low_lane_dropped_total", "Low-priority frames dropped.")
+        self.reconnects = Counter(p + "reconnects_total", "Stream reconnect attempts.")
+        self.stream_connected = Gauge(p + "stream_connected", "1 while a session is configured.")
+        self.stream_rtt_ms = Gauge(p + "stream_rtt_ms", "Last application ping round trip (ms).")
+        self.signals = Counter(p + "signals_total", "Signals received by kind.", ("kind",))
+        self.guard_refusals = Counter(
+            p + "guard_refusals_total", "Transactions refused by the guard.", ("reason",)
+        )
+        self.submissions = Counter(
+            p + "submissions_total", "Submissions by target and outcome.", ("target", "outcome")
+        )
+        self.confirmations = Counter(
+            p + "confirmations_total", "Final outcomes of submitted transactions.", ("outcome",)
+        )
+        self.signal_to_submit_ms = Histogram(
+            p + "signal_to_submit_ms",
+            "Milliseconds from frame received to first submission written.",
+            (0.25, 0.5, 1, 2, 5, 10, 25, 50, 100, 250, 1000),
+        )
+        self.open_positions = Gauge(p + "open_positions", "Positions currently tracked.")
+        self.realized_pnl_lamports = Gauge(
+            p + "realized_pnl_lamports", "Realized profit of landed exits (quote units)."
+        )
+        self.journal_errors = Counter(p + "journal_errors_total", "Journal writes that failed.")
+
+    def all(self) -> list[Counter | Histogram]:
+        return [m for m in vars(self).values() if isinstance(m, Counter | Histogram)]
+
+    def render(self) -> str:
+        lines: list[str] = []
+        for metric in self.all():
+            lines.append(f"# HELP {metric.name} {metric.help}")
+            lines.append(f"# TYPE {metric.name} {metric.kind}")
+            lines.extend(metric.samples())
+        return "\n".join(lines) + "\n"

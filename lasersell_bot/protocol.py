@@ -107,7 +107,9 @@ class WatchWallet(Struct, omit_defaults=True):
     mirror_sell: bool = False
 
 
-class MirrorConfig(Struct, omit_defaults=True):
+class MirrorConfig(Struct):
+    """Sent in full, so the user's values apply even if server defaults change."""
+
     max_positions_per_wallet: int = 1
     cooldown_sec: int = 30
     skip_creator_tokens: bool = False

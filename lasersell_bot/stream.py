@@ -1,0 +1,396 @@
+"""Websocket I/O for the Exit Intelligence Stream: connect, lanes, ping, reconnect.
+
+This layer only moves frames. It does not decide anything about positions: every
+decoded high-priority message goes to ``on_high`` on the reader task, every
+low-priority frame is parked in a bounded drop-oldest lane and handed to
+``on_low`` by a separate consumer task, so a PnL flood never queues in front of
+an exit signal. What to send after (re)connecting comes from
+``configure_messages()``, called at each connect, so runtime updates survive.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, Final, Literal
+
+import aiohttp
+
+from lasersell_bot import protocol
+from lasersell_bot.config import StreamConfig
+from lasersell_bot.logs import get_logger
+from lasersell_bot.metrics import Metrics
+
+log = get_logger("stream")
+
+BACKOFF_START_MS: Final = 100
+BACKOFF_CAP_MS: Final = 2000
+_TYPE_MARK: Final = b'"type":"'
+_LOW_TAGS: Final = frozenset(t.encode() for t in protocol.LOW_PRIORITY_TYPES)
+_OUTBOX_LIMIT: Final = 1024
+
+_WS = aiohttp.ClientWebSocketResponse[Literal[False]]
+HighHandler = Callable[[Any, int], None]
+LowHandler = Callable[[Any], None]
+
+
+# --------------------------------------------------------------------------- pure parts
+
+
+class Backoff:
+    """Reconnect delays: 100 ms doubling to 2000 ms, +-10 % jitter, reset on success."""
+
+    def __init__(self, rng: random.Random | None = None) -> None:
+        self._attempt = 0
+        self._rng = rng or random.Random()
+
+    def next_delay_ms(self) -> float:
+        base = min(BACKOFF_START_MS << self._attempt, BACKOFF_CAP_MS)
+        self._attempt = min(self._attempt + 1, 16)
+        return base * self._rng.uniform(0.9, 1.1)
+
+    def reset(self) -> None:
+        self._attempt = 0
+
+
+def peek_type(frame: bytes) -> bytes | None:
+    """The ``type`` tag of a compact JSON frame without decoding it, or None."""
+    start = frame.find(_TYPE_MARK)
+    if start < 0:
+        return None
+    start += len(_TYPE_MARK)
+    end = frame.find(b'"', start)
+    return frame[start:end] if end > 0 else None
+
+
+def is_low_priority(frame: bytes) -> bool:
+    return peek_type(frame) in _LOW_TAGS
+
+
+class LowLane:
+    """Bounded FIFO of raw low-priority frames that drops the oldest when full."""
+
+    def __init__(self, capacity: int, metrics: Metrics) -> None:
+        self._frames: deque[bytes] = deque(maxlen=capacity)
+        self._metrics = metrics
+        self._ready = asyncio.Event()
+
+    def push(self, frame: bytes) -> None:
+        if len(self._frames) == self._frames.maxlen:
+            self._metrics.low_lane_dropped.inc()
+        self._frames.append(frame)
+        self._ready.set()
+
+    def drain(self, limit: int) -> list[bytes]:
+        batch = [self._frames.popleft() for _ in range(min(limit, len(self._frames)))]
+        if not self._frames:
+            self._ready.clear()
+        return batch
+
+    async def wait(self) -> None:
+        await self._ready.wait()
+
+    def __len__(self) -> int:
+        return len(self._frames)
+
+
+# --------------------------------------------------------------------------- registration
+
+
+class RegistrationError(RuntimeError):
+    """The LaserSell API refused (or never accepted) a wallet registration."""
+
+
+async def register_wallets(
+    http: aiohttp.ClientSession,
+    api_url: str,
+    api_key: str,
+    proofs: Iterable[dict[str, str]],
+    attempts: int = 4,
+) -> None:
+    """POST a fresh signed proof per wallet; transient failures are retried."""
+    for proof in proofs:
+        await _register_one(http, api_url.rstrip("/") + "/v1/wallets/register",
+                            api_key, proof, attempts)
+
+
+async def _register_one(
+    http: aiohttp.ClientSession, url: str, api_key: str, proof: dict[str, str], attempts: int
+) -> None:
+    wallet = proof["wallet_pubkey"]
+    last_error = "no attempt made"
+    for attempt in range(attempts):
+        try:
+            async with http.post(url, json=proof, headers={"x-api-key": api_key}) as resp:
+                body = await resp.json(content_type=None)
+                if resp.status < 300 and body.get("status", "ok") == "ok":
+                    log.info("wallet_registered", wallet=wallet)
+                    return
+                reason = body.get("reason") or body.get("message") or f"HTTP {resp.status}"
+                if resp.status < 500 and resp.status != 429:
+                    raise RegistrationError(f"wallet {wallet}: registration refused: {reason}")
+                last_error = reason
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            last_error = f"{type(exc).__name__}: {exc}"
+        await asyncio.sleep(0.2 * 2**attempt)
+    raise RegistrationError(f"wallet {wallet}: registration failed: {last_error}")
+
+
+# --------------------------------------------------------------------------- connection
+
+
+@dataclass
+class StreamState:
+    connected: bool = False
+    configured: bool = False
+    session_id: int | None = None
+    reconnects: int = 0
+    last_frame_monotonic: float = 0.0
+    last_error: str = ""
+    rtt_ms: float | None = None
+
+
+class StreamClient:
+    """One logical session to the stream, kept open across reconnects."""
+
+    def __init__(
+        self,
+        cfg: StreamConfig,
+        *,
+        configure_messages: Callable[[], list[protocol.ClientMessage]],
+        on_high: HighHandler,
+        on_low: LowHandler,
+        metrics: Metrics,
+        on_connection_change: Callable[[bool], None] | None = None,
+        http: aiohttp.ClientSession | None = None,
+    ) -> None:
+        self._cfg = cfg
+        self._configure_messages = configure_messages
+        self._on_high = on_high
+        self._on_low = on_low
+        self._on_connection_change = on_connection_change or (lambda _up: None)
+        self._metrics = metrics
+        self._http = http
+        self._decoder = protocol.server_decoder()
+        self.lane = LowLane(cfg.low_priority_capacity, metrics)
+        self.state = StreamState()
+        self._ws: _WS | None = None
+        self._outbox: deque[protocol.ClientMessage] = deque(maxlen=_OUTBOX_LIMIT)
+        self._outbox_ready = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._backoff = Backoff()
+        self._ping_sent: dict[int, float] = {}
+
+    # ----------------------------------------------------------- public API
+
+    def send(self, message: protocol.ClientMessage) -> None:
+        """Queue a client message; it is written now, or after the next configure."""
+        self._outbox.append(message)
+        self._outbox_ready.set()
+
+    async def stop(self) -> None:
+        """Close the socket with a close frame; ``run`` then returns."""
+        self._stopping.set()
+        ws = self._ws
+        if ws is not None and not ws.closed:
+            await ws.close(code=aiohttp.WSCloseCode.OK, message=b"shutdown")
+
+    async def run(self) -> None:
+        """Connect, and reconnect with backoff, until ``stop``."""
+        own_http = self._http is None
+        http = self._http or aiohttp.ClientSession()
+        try:
+            async with asyncio.TaskGroup() as tasks:
+                tasks.create_task(self._consume_low_lane())
+                await self._connect_loop(http)
+                raise _Stopped
+        except* _Stopped:
+            pass
+        finally:
+            if own_http:
+                await http.close()
+
+    # ----------------------------------------------------------- reconnect loop
+
+    async def _connect_loop(self, http: aiohttp.ClientSession) -> None:
+        while not self._stopping.is_set():
+            try:
+                await self._one_connection(http)
+            except* (aiohttp.ClientError, TimeoutError, ConnectionError) as group:
+                self._note_failure(group.exceptions[0])
+            if self._stopping.is_set():
+                return
+            delay_ms = self._backoff.next_delay_ms()
+            self.state.reconnects += 1
+            self._metrics.reconnects.inc()
+            log.info("reconnect", delay_ms=round(delay_ms), attempt=self.state.reconnects)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), delay_ms / 1000)
+
+    def _note_failure(self, exc: BaseException) -> None:
+        self.state.last_error = f"{type(exc).__name__}: {exc}"
+        log.warning("stream_connect_failed", error=self.state.last_error)
+
+    async def _one_connection(self, http: aiohttp.ClientSession) -> None:
+        timeout = aiohttp.ClientWSTimeout(ws_close=2.0)
+        ws = await http.ws_connect(
+            self._cfg.url,
+            headers={"x-api-key": self._cfg.api_key},
+            timeout=timeout,
+            autoping=True,
+            decode_text=False,
+            max_msg_size=4 * 1024 * 1024,
+        )
+        self._ws = ws
+        self.state.last_frame_monotonic = time.monotonic()
+        log.info("stream_connected", url=_display_url(self._cfg.url))
+        try:
+            await self._send_configure(ws)
+            async with asyncio.TaskGroup() as tasks:
+                writer = tasks.create_task(self._write_outbox(ws))
+                pinger = tasks.create_task(self._ping_and_watch(ws))
+                await self._read_frames(ws)
+                writer.cancel()
+                pinger.cancel()
+        finally:
+            self._ws = None
+            self._mark_disconnected(ws)
+            if not ws.closed:
+                await ws.close()
+
+    async def _send_configure(self, ws: _WS) -> None:
+        for message in self._configure_messages():
+            await ws.send_str(protocol.encode(message).decode())
+        self.state.configured = True
+        log.info("configure_sent")
+
+    def _mark_disconnected(self, ws: _WS) -> None:
+        was_up = self.state.connected
+        self.state.connected = False
+        self.state.configured = False
+        self._metrics.stream_connected.set(0)
+        log.warning("stream_disconnected", close_code=ws.close_code, error=self.state.last_error)
+        if was_up:
+            self._on_connection_change(False)
+
+    # ----------------------------------------------------------- reading
+
+    async def _read_frames(self, ws: _WS) -> None:
+        while True:
+            msg = await ws.receive()
+            if msg.type is aiohttp.WSMsgType.TEXT or msg.type is aiohttp.WSMsgType.BINARY:
+                self._on_frame(msg.data if isinstance(msg.data, bytes) else msg.data.encode())
+            elif msg.type is aiohttp.WSMsgType.ERROR:
+                self.state.last_error = f"websocket error: {ws.exception()}"
+                return
+            elif msg.type in _CLOSED_TYPES:
+                self.state.last_error = self.state.last_error or f"closed ({ws.close_code})"
+                return
+
+    def _on_frame(self, frame: bytes) -> None:
+        received_ns = time.perf_counter_ns()
+        self.state.last_frame_monotonic = time.monotonic()
+        if is_low_priority(frame):
+            self.lane.push(frame)
+            return
+        message = self._decoder.decode(frame)
+        self._count(message)
+        if isinstance(message, protocol.HelloOk):
+            self._on_hello(message)
+        elif isinstance(message, protocol.Pong):
+            self._on_pong()
+        elif isinstance(message, protocol.ErrorMsg):
+            log.error("stream_error", code=message.code, message=message.message)
+        try:
+            self._on_high(message, received_ns)
+        except Exception:
+            log.exception("high_lane_handler_failed", type=type(message).__name__)
+
+    def _count(self, message: object) -> None:
+        if isinstance(message, protocol.MalformedFrame):
+            self._metrics.frames_malformed.inc()
+            log.warning("frame_malformed", error=message.error, type=message.type)
+        elif isinstance(message, protocol.UnknownMessage):
+            self._metrics.frames_unknown.inc()
+            log.debug("frame_unknown_type", type=message.type)
+        else:
+            self._metrics.frames.inc(type(message).__struct_config__.tag)  # type: ignore[attr-defined]
+
+    def _on_hello(self, hello: protocol.HelloOk) -> None:
+        self.state.connected = True
+        self.state.session_id = hello.session_id
+        self.state.last_error = ""
+        self._backoff.reset()
+        self._metrics.stream_connected.set(1)
+        log.info("hello_ok", session_id=hello.session_id, hi_capacity=hello.limits.hi_capacity)
+        self._on_connection_change(True)
+        self._outbox_ready.set()
+
+    def _on_pong(self) -> None:
+        if self._ping_sent:
+            sent = self._ping_sent.pop(max(self._ping_sent))
+            self._ping_sent.clear()
+            self.state.rtt_ms = (time.monotonic() - sent) * 1000
+            self._metrics.stream_rtt_ms.set(round(self.state.rtt_ms, 3))
+
+    async def _consume_low_lane(self) -> None:
+        """Decode and hand over parked PnL traffic, yielding to the reader often."""
+        while True:
+            await self.lane.wait()
+            for frame in self.lane.drain(64):
+                message = self._decoder.decode(frame)
+                self._count(message)
+                try:
+                    self._on_low(message)
+                except Exception:
+                    log.exception("low_lane_handler_failed", type=type(message).__name__)
+            await asyncio.sleep(0)
+
+    # ----------------------------------------------------------- writing
+
+    async def _write_outbox(self, ws: _WS) -> None:
+        while True:
+            await self._outbox_ready.wait()
+            self._outbox_ready.clear()
+            while self._outbox and self.state.connected:
+                await ws.send_str(protocol.encode(self._outbox[0]).decode())
+                self._outbox.popleft()
+
+    async def _ping_and_watch(self, ws: _WS) -> None:
+        """Application ping each interval; no frame for two intervals means dead."""
+        interval = self._cfg.ping_interval_sec
+        while True:
+            await asyncio.sleep(interval)
+            silent_for = time.monotonic() - self.state.last_frame_monotonic
+            if silent_for > 2 * interval:
+                self.state.last_error = f"no frame for {silent_for:.1f}s"
+                log.warning("stream_silent", seconds=round(silent_for, 1))
+                await _close_quietly(ws)
+                return
+            now_ms = int(time.time() * 1000)
+            self._ping_sent[now_ms] = time.monotonic()
+            await ws.send_str(protocol.encode(protocol.Ping(client_time_ms=now_ms)).decode())
+
+
+class _Stopped(Exception):
+    """Ends the task group once the connect loop returns."""
+
+
+_CLOSED_TYPES: Final = frozenset(
+    {aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSING, aiohttp.WSMsgType.CLOSED}
+)
+
+
+async def _close_quietly(ws: _WS) -> None:
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(ws.close(code=aiohttp.WSCloseCode.GOING_AWAY), 1.0)
+
+
+def _display_url(url: str) -> str:
+    return url.split("?", 1)[0]
+

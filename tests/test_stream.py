@@ -287,7 +287,8 @@ async def test_malformed_and_unknown_frames_do_not_break_the_connection(serve: A
     async def hostile(ws: web.WebSocketResponse, server: Server) -> None:
         await ws.send_str(HELLO)
         for frame in ['{"type":"pong","server_time_ms":"x"}', "not json", '{"type":"future"}',
-                      '{"type":"pnl_update","position_id":"x"}', '{"type":"pong","server_time_ms":5}']:
+                      '{"type":"pnl_update","position_id":"x"}',
+                      '{"type":"pong","server_time_ms":5}']:
             await ws.send_str(frame)
         await server.collect_until_closed(ws)
 
@@ -455,7 +456,7 @@ async def test_registration_refusal_names_the_wallet_and_reason() -> None:
         [(400, {"status": "error", "reason": "proof expired"})])
     try:
         async with aiohttp.ClientSession() as http:
-            with pytest.raises(RegistrationError, match="WalletA.*proof expired"):
+            with pytest.raises(RegistrationError, match=r"WalletA.*proof expired"):
                 await register_wallets(http, url, "key-abcdef", [PROOF])
     finally:
         await runner.cleanup()

@@ -1,0 +1,123 @@
+"""Unsigned swap transactions built the way the LaserSell server builds them.
+
+The fee payer is the user's wallet, the only required signer; every signature
+slot is zero-filled. Instructions, in order: SetComputeUnitLimit,
+SetComputeUnitPrice, (buy only) ATA ``create_idempotent``, the swap memo that
+``SimChain`` settles, and a System transfer to a tip account when tipping.
+The result is standard base64 of a v0 message (no lookup tables), or a legacy
+message with ``legacy=True``: the stream carries both.
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+import random
+from typing import Final
+
+from solders.compute_budget import set_compute_unit_limit, set_compute_unit_price
+from solders.instruction import Instruction
+from solders.message import Message, MessageV0
+from solders.pubkey import Pubkey
+from solders.signature import Signature
+from solders.system_program import TransferParams, transfer
+from solders.transaction import VersionedTransaction
+from spl.token.instructions import create_idempotent_associated_token_account
+
+from lasersell_bot.config import HELIUS_TIP_ACCOUNTS
+from lasersell_bot.sim.chain import SimChain, SwapOrder, memo_instruction, quote
+
+DEFAULT_CU_LIMIT: Final = 120_000
+DEFAULT_CU_PRICE_MICRO_LAMPORTS: Final = 50_000
+BPS_DENOMINATOR: Final = 10_000
+
+
+def min_out_for(tokens: int, price: float, slippage_bps: int) -> int:
+    """The least lamports a sell of ``tokens`` at ``price`` may pay with that slippage."""
+    return _less_slippage(quote("sell", tokens, price), slippage_bps)
+
+
+def min_tokens_out_for(lamports_in: int, price: float, slippage_bps: int) -> int:
+    """The fewest tokens a buy with ``lamports_in`` at ``price`` may return."""
+    return _less_slippage(quote("buy", lamports_in, price), slippage_bps)
+
+
+def _less_slippage(expected: int, slippage_bps: int) -> int:
+    if not 0 <= slippage_bps <= BPS_DENOMINATOR:
+        raise ValueError("slippage_bps must be within 0..10000")
+    return math.floor(expected * (BPS_DENOMINATOR - slippage_bps) / BPS_DENOMINATOR)
+
+
+def build_sell_tx(
+    chain: SimChain,
+    wallet: Pubkey,
+    mint: Pubkey,
+    tokens: int,
+    min_out: int,
+    tip_lamports: int = 0,
+    tip_account: Pubkey | None = None,
+    *,
+    cu_price_micro_lamports: int = DEFAULT_CU_PRICE_MICRO_LAMPORTS,
+    cu_limit: int = DEFAULT_CU_LIMIT,
+    legacy: bool = False,
+) -> str:
+    """Base64 of an unsigned sell of ``tokens`` for at least ``min_out`` lamports."""
+    swap = memo_instruction(SwapOrder("sell", mint, tokens, min_out).memo(), wallet)
+    instructions = [
+        *_compute_budget(cu_limit, cu_price_micro_lamports),
+        swap,
+        *_tip(wallet, tip_lamports, tip_account),
+    ]
+    return _unsigned_b64(chain, wallet, instructions, legacy)
+
+
+def build_buy_tx(
+    chain: SimChain,
+    wallet: Pubkey,
+    mint: Pubkey,
+    lamports_in: int,
+    min_tokens_out: int,
+    tip_lamports: int = 0,
+    tip_account: Pubkey | None = None,
+    *,
+    cu_price_micro_lamports: int = DEFAULT_CU_PRICE_MICRO_LAMPORTS,
+    cu_limit: int = DEFAULT_CU_LIMIT,
+    legacy: bool = False,
+) -> str:
+    """Base64 of an unsigned buy with ``lamports_in`` for at least ``min_tokens_out``."""
+    program = chain.token_program_of(mint)
+    swap = memo_instruction(SwapOrder("buy", mint, lamports_in, min_tokens_out).memo(), wallet)
+    instructions = [
+        *_compute_budget(cu_limit, cu_price_micro_lamports),
+        create_idempotent_associated_token_account(wallet, wallet, mint, program),
+        swap,
+        *_tip(wallet, tip_lamports, tip_account),
+    ]
+    return _unsigned_b64(chain, wallet, instructions, legacy)
+
+
+def _compute_budget(cu_limit: int, cu_price_micro_lamports: int) -> list[Instruction]:
+    return [set_compute_unit_limit(cu_limit), set_compute_unit_price(cu_price_micro_lamports)]
+
+
+def _tip(wallet: Pubkey, tip_lamports: int, tip_account: Pubkey | None) -> list[Instruction]:
+    """The tip transfer (none when ``tip_lamports`` is 0); a random Helius tip
+    account unless one is given, as the server picks one per transaction."""
+    if tip_lamports <= 0:
+        return []
+    to = tip_account or Pubkey.from_string(random.choice(HELIUS_TIP_ACCOUNTS))
+    return [transfer(TransferParams(from_pubkey=wallet, to_pubkey=to, lamports=tip_lamports))]
+
+
+def _unsigned_b64(
+    chain: SimChain, payer: Pubkey, instructions: list[Instruction], legacy: bool
+) -> str:
+    blockhash, _ = chain.latest_blockhash()
+    message: Message | MessageV0
+    if legacy:
+        message = Message.new_with_blockhash(instructions, payer, blockhash)
+    else:
+        message = MessageV0.try_compile(payer, instructions, [], blockhash)
+    slots = [Signature.default()] * message.header.num_required_signatures
+    tx = VersionedTransaction.populate(message, slots)
+    return base64.b64encode(bytes(tx)).decode()

@@ -1,0 +1,269 @@
+"""The guard refuses every hostile transaction for its specific reason and accepts honest ones."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import solders.system_program as sysp
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+from solders.instruction import Instruction
+from solders.pubkey import Pubkey
+from spl.token import instructions as spl
+from spl.token import models as sm
+from spl.token.models import AuthorityType
+from txfactory import (
+    HELIUS_TIP,
+    MAX_TIP,
+    TOKEN,
+    TOKEN_2022,
+    WSOL,
+    Scenario,
+    Variant,
+    build,
+    close_account,
+    compute_budget,
+    create_ata,
+    exit_pumpfun_ixs,
+    honest_variants,
+    hostile_variants,
+    memo,
+    pump_sell,
+    sol_transfer,
+    tip,
+    token_transfer,
+    token_transfer_checked,
+)
+
+from lasersell_bot.config import HELIUS_TIP_ACCOUNTS, GuardConfig
+from lasersell_bot.guard import (
+    ASTRALANE_TIP_ACCOUNTS,
+    JITO_TIP_ACCOUNTS,
+    GuardPolicy,
+    Verdict,
+    associated_token_address,
+    check_transaction,
+    priority_fee_lamports,
+)
+
+SCENARIO = Scenario()
+POLICY = GuardPolicy.from_config(GuardConfig())
+HONEST = honest_variants(SCENARIO)
+HOSTILE = hostile_variants(SCENARIO)
+ALL_TIPS = [*HELIUS_TIP_ACCOUNTS, *JITO_TIP_ACCOUNTS, *ASTRALANE_TIP_ACCOUNTS]
+
+
+def check(variant: Variant, policy: GuardPolicy = POLICY) -> Verdict:
+    return check_transaction(variant.tx, policy, variant.expect)
+
+
+@pytest.mark.parametrize("variant", HONEST, ids=lambda v: v.name)
+def test_honest_transactions_are_accepted(variant: Variant) -> None:
+    assert check(variant) == Verdict(ok=True)
+
+
+@pytest.mark.parametrize("variant", HOSTILE, ids=lambda v: v.name)
+def test_hostile_transactions_are_refused_for_their_reason(variant: Variant) -> None:
+    verdict = check(variant)
+    assert not verdict.ok
+    assert verdict.reason == variant.reason, verdict.detail
+    assert verdict.detail
+
+
+def test_factory_covers_the_required_attacks() -> None:
+    assert len(HOSTILE) >= 25
+    assert len({v.name for v in HOSTILE}) == len(HOSTILE)
+    reasons = {v.reason for v in HOSTILE}
+    required = {"fee_payer_mismatch", "program_not_allowed", "lookup_table_program",
+                "foreign_transfer", "tip_too_large", "token_transfer_foreign", "token_approve",
+                "set_authority", "close_to_foreign", "priority_fee_too_high", "system_assign",
+                "nonce_advance", "missing_blockhash", "tx_too_large", "extra_signer",
+                "mint_not_touched", "buy_amount_mismatch", "undecodable", "token_burn",
+                "wallet_not_signer", "nonce_withdraw", "nonce_authorize"}
+    assert required <= reasons
+
+
+def test_verdict_names_the_instruction() -> None:
+    drain = next(v for v in HOSTILE if v.name == "drain_sol_transfer")
+    verdict = check(drain)
+    assert verdict.instruction == 3
+    assert verdict.detail.startswith("instruction 3:")
+
+
+def test_policy_from_config_builds_allowlist_and_tips() -> None:
+    extra_program = str(Pubkey.new_unique())
+    extra_tip = str(Pubkey.new_unique())
+    policy = GuardPolicy.from_config(GuardConfig(extra_programs=[extra_program],
+                                                 extra_tip_accounts=[extra_tip]))
+    assert Pubkey.from_string(extra_program) in policy.programs
+    assert len(policy.programs) == 13
+    tips = {str(k) for k in policy.tip_accounts}
+    assert set(ALL_TIPS) | {extra_tip} == tips
+    assert len(JITO_TIP_ACCOUNTS) == 8
+
+
+def test_extra_program_makes_an_unknown_program_acceptable() -> None:
+    unknown = Pubkey.new_unique()
+    tx = build(SCENARIO, [*exit_pumpfun_ixs(SCENARIO), Instruction(unknown, b"", [])])
+    expect = SCENARIO.exit_expect()
+    assert check_transaction(tx, POLICY, expect).reason == "program_not_allowed"
+    policy = GuardPolicy.from_config(GuardConfig(extra_programs=[str(unknown)]))
+    assert check_transaction(tx, policy, expect).ok
+
+
+def test_replacing_tip_accounts_refuses_the_old_ones() -> None:
+    policy = GuardPolicy.from_config(GuardConfig(tip_accounts=[]))
+    honest = HONEST[0]
+    assert check(honest, policy).reason == "foreign_transfer"
+    jito = next(v for v in HONEST if v.name == "exit_pumpswap_wsol_close")
+    assert check(jito, policy).ok
+
+
+def test_total_priority_fee_cap() -> None:
+    tx = build(SCENARIO, [*compute_budget(1_400_000, 1_000_000), pump_sell(SCENARIO)])
+    expect = SCENARIO.exit_expect()
+    assert check_transaction(tx, POLICY, expect).ok
+    strict = dataclasses.replace(POLICY, max_priority_fee_lamports=1_000_000)
+    verdict = check_transaction(tx, strict, expect)
+    assert (verdict.reason, verdict.instruction) == ("priority_fee_too_high", 1)
+
+
+def test_default_compute_limit_counts_toward_total_priority_fee() -> None:
+    tx = build(SCENARIO, [compute_budget(price=1_000_000)[1], pump_sell(SCENARIO)])
+    fee = priority_fee_lamports(1_000_000, 2 * 200_000)
+    strict = dataclasses.replace(POLICY, max_priority_fee_lamports=fee - 1)
+    assert check_transaction(tx, strict, SCENARIO.exit_expect()).reason == "priority_fee_too_high"
+
+
+def test_max_tx_bytes_is_configurable() -> None:
+    honest = HONEST[0]
+    small = GuardPolicy.from_config(GuardConfig(max_tx_bytes=len(honest.tx) - 1))
+    assert check(honest, small).reason == "tx_too_large"
+
+
+def test_truncated_transactions_are_never_accepted() -> None:
+    tx = HONEST[0].tx
+    for cut in range(len(tx)):
+        assert check_transaction(tx[:cut], POLICY, HONEST[0].expect).reason == "undecodable"
+
+
+def test_exit_signal_for_a_buy_expectation_is_still_checked() -> None:
+    sell = HONEST[0]
+    expect = SCENARIO.buy_expect()
+    assert check_transaction(sell.tx, POLICY, expect).ok
+    assert check_transaction(sell.tx, POLICY, dataclasses.replace(
+        expect, max_spend_lamports=0)).reason == "buy_amount_mismatch"
+
+
+def test_associated_token_address_matches_spl() -> None:
+    me, mint = SCENARIO.me, SCENARIO.mint
+    for program in (TOKEN, TOKEN_2022):
+        expected = spl.get_associated_token_address(me, mint, program)
+        assert associated_token_address(me, mint, program) == expected
+
+
+def test_own_token_moves_are_accepted() -> None:
+    s = SCENARIO
+    ixs = [*exit_pumpfun_ixs(s), token_transfer(s, s.ata(WSOL)),
+           token_transfer_checked(s, s.ata()), close_account(s, s.me),
+           sol_transfer(s.me, s.me, 5), create_ata(s, s.mint)]
+    assert check_transaction(build(s, ixs), POLICY, s.exit_expect()).ok
+
+
+# ---------------------------------------------------------------------------
+# Property: random instruction mixes never move our SOL or tokens to a stranger
+
+
+_SAFE = {SCENARIO.me, *(Pubkey.from_string(k) for k in ALL_TIPS)}
+foreign_keys = st.binary(min_size=32, max_size=32).map(Pubkey).filter(lambda k: k not in _SAFE)
+token_programs = st.sampled_from([TOKEN, TOKEN_2022])
+tip_accounts = st.sampled_from(ALL_TIPS).map(Pubkey.from_string)
+
+# Each vocabulary word is (instruction, harmful, tip_lamports).
+Word = tuple[Instruction, bool, int]
+
+
+def _harm(ix: Instruction) -> Word:
+    return (ix, True, 0)
+
+
+def _seed_drain(dest: Pubkey, lamports: int) -> Instruction:
+    me = SCENARIO.me
+    return sysp.transfer_with_seed(sysp.TransferWithSeedParams(
+        from_pubkey=Pubkey.create_with_seed(me, "s", sysp.ID), from_base=me, from_seed="s",
+        from_owner=sysp.ID, lamports=lamports, to_pubkey=dest))
+
+
+def _approve(program: Pubkey, delegate: Pubkey) -> Instruction:
+    return spl.approve(sm.ApproveParams(program_id=program, source=SCENARIO.ata(program=program),
+                                        delegate=delegate, owner=SCENARIO.me, amount=1,
+                                        signers=[]))
+
+
+def _set_owner(program: Pubkey, new: Pubkey) -> Instruction:
+    return spl.set_authority(sm.SetAuthorityParams(
+        program_id=program, account=SCENARIO.ata(program=program),
+        authority=AuthorityType.ACCOUNT_OWNER, current_authority=SCENARIO.me,
+        new_authority=new, signers=[]))
+
+
+lamports = st.integers(min_value=1, max_value=10**12)
+harmful_words = st.one_of(
+    st.builds(lambda k, n: _harm(sol_transfer(SCENARIO.me, k, n)), foreign_keys, lamports),
+    st.builds(lambda k, n: _harm(_seed_drain(k, n)), foreign_keys, lamports),
+    st.builds(lambda k, p: _harm(token_transfer(SCENARIO, k, p)), foreign_keys, token_programs),
+    st.builds(lambda k, p: _harm(token_transfer_checked(SCENARIO, k, p)), foreign_keys,
+              token_programs),
+    st.builds(lambda k, p: _harm(close_account(SCENARIO, k, p)), foreign_keys, token_programs),
+    st.builds(lambda k, p: _harm(_approve(p, k)), foreign_keys, token_programs),
+    st.builds(lambda k, p: _harm(_set_owner(p, k)), foreign_keys, token_programs),
+)
+benign_words = st.one_of(
+    st.builds(lambda a, n: (tip(SCENARIO, n, a), False, n), tip_accounts,
+              st.integers(min_value=0, max_value=MAX_TIP // 2)),
+    st.builds(lambda t: (memo(t), False, 0), st.text(max_size=40)),
+    st.builds(lambda p: (token_transfer(SCENARIO, SCENARIO.ata(program=p), p), False, 0),
+              token_programs),
+    st.builds(lambda p: (close_account(SCENARIO, SCENARIO.me, p), False, 0), token_programs),
+    st.just((create_ata(SCENARIO, SCENARIO.mint), False, 0)),
+    st.just((sol_transfer(SCENARIO.me, SCENARIO.me, 1), False, 0)),
+)
+
+
+def _assemble(words: list[Word]) -> tuple[bytes, bool, int]:
+    ixs = [*compute_budget(), pump_sell(SCENARIO), *(w[0] for w in words)]
+    tx = build(SCENARIO, ixs)
+    return tx, any(w[1] for w in words), sum(w[2] for w in words)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.one_of(harmful_words, benign_words), min_size=1, max_size=6))
+def test_no_mix_moving_our_funds_to_a_stranger_is_accepted(words: list[Word]) -> None:
+    tx, harmful, tips = _assemble(words)
+    verdict = check_transaction(tx, POLICY, SCENARIO.exit_expect())
+    if harmful or tips > MAX_TIP:
+        assert not verdict.ok
+    else:
+        assume(len(tx) <= POLICY.max_tx_bytes)
+        assert verdict.ok, verdict.detail
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(benign_words, min_size=0, max_size=5), harmful_words,
+       st.lists(benign_words, min_size=0, max_size=5))
+def test_one_drain_hidden_among_benign_instructions_is_refused(
+        before: list[Word], drain: Word, after: list[Word]) -> None:
+    tx, _, _ = _assemble([*before, drain, *after])
+    verdict = check_transaction(tx, POLICY, SCENARIO.exit_expect())
+    assert not verdict.ok
+
+
+def test_tip_sum_is_checked_across_tip_accounts() -> None:
+    s = SCENARIO
+    tips = [tip(s, MAX_TIP // 2, Pubkey.from_string(a)) for a in ALL_TIPS[:3]]
+    verdict = check_transaction(build(s, [*exit_pumpfun_ixs(s)[:3], *tips]), POLICY,
+                                s.exit_expect())
+    assert (verdict.reason, verdict.instruction) == ("tip_too_large", 5)
+    ok = build(s, [*exit_pumpfun_ixs(s)[:3], tip(s, MAX_TIP, HELIUS_TIP)])
+    assert check_transaction(ok, POLICY, s.exit_expect()).ok

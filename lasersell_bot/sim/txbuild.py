@@ -5,7 +5,8 @@ slot is zero-filled. Instructions, in order: SetComputeUnitLimit,
 SetComputeUnitPrice, (buy only) ATA ``create_idempotent``, the swap memo that
 ``SimChain`` settles, and a System transfer to a tip account when tipping.
 The result is standard base64 of a v0 message (no lookup tables), or a legacy
-message with ``legacy=True``: the stream carries both.
+message with ``legacy=True``: the stream carries both. ``ChainTxFactory`` plugs
+these builders into the simulated stream server (``sim.scenario.TxFactory``).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import base64
 import math
 import random
-from typing import Final
+from typing import Final, Protocol
 
 from solders.compute_budget import set_compute_unit_limit, set_compute_unit_price
 from solders.instruction import Instruction
@@ -121,3 +122,55 @@ def _unsigned_b64(
     slots = [Signature.default()] * message.header.num_required_signatures
     tx = VersionedTransaction.populate(message, slots)
     return base64.b64encode(bytes(tx)).decode()
+
+
+class _Holding(Protocol):
+    @property
+    def wallet(self) -> str: ...
+
+    @property
+    def mint(self) -> str: ...
+
+
+class ChainTxFactory:
+    """Signal transactions that settle on a ``SimChain`` (``sim.scenario.TxFactory``).
+
+    ``min_out`` comes from the chain's current price less ``slippage_bps``; the
+    tip goes in for ``helius_sender``, as the server builds it from ``configure``.
+    """
+
+    def __init__(self, chain: SimChain, *, legacy: bool = False) -> None:
+        self.chain = chain
+        self.legacy = legacy
+
+    def build_exit(
+        self, position: _Holding, sell_tokens: int, slippage_bps: int, send_mode: str,
+        tip_lamports: int,
+    ) -> str:
+        mint = Pubkey.from_string(position.mint)
+        min_out = min_out_for(sell_tokens, self._price(mint), slippage_bps)
+        return build_sell_tx(
+            self.chain, Pubkey.from_string(position.wallet), mint, sell_tokens, min_out,
+            _tip_for(send_mode, tip_lamports), legacy=self.legacy,
+        )
+
+    def build_mirror_buy(
+        self, user_wallet: str, mint: str, amount_lamports: int, slippage_bps: int,
+        send_mode: str, tip_lamports: int,
+    ) -> str:
+        mint_key = Pubkey.from_string(mint)
+        min_tokens = min_tokens_out_for(amount_lamports, self._price(mint_key), slippage_bps)
+        return build_buy_tx(
+            self.chain, Pubkey.from_string(user_wallet), mint_key, amount_lamports, min_tokens,
+            _tip_for(send_mode, tip_lamports), legacy=self.legacy,
+        )
+
+    def _price(self, mint: Pubkey) -> float:
+        price = self.chain.price(mint)
+        if price is None:
+            raise ValueError(f"no price set for mint {mint}")
+        return price
+
+
+def _tip_for(send_mode: str, tip_lamports: int) -> int:
+    return tip_lamports if send_mode == "helius_sender" else 0

@@ -120,6 +120,7 @@ class SendConfig(Struct, **_STRICT):
     astralane_api_key: str = ""
     dry_run: bool = False
     max_retries: NonNegInt = 3
+    slippage_base_bps: Bps = 1000
     slippage_bump_bps: Bps = 500
     slippage_max_bps: Bps = 5000
     max_signal_age_ms: NonNegInt = 10_000
@@ -243,6 +244,7 @@ def load_config(
     *,
     env: Mapping[str, str] | None = None,
     require_wallets: bool = True,
+    require_secrets: bool = True,
 ) -> Config:
     """Read, convert, overlay secrets, resolve paths and check one TOML config file.
 
@@ -255,7 +257,7 @@ def load_config(
     cfg = _apply_secrets(cfg, environment)
     cfg = _resolve_paths(cfg, config_file.absolute().parent, environment)
     cfg = _fill_send_targets(cfg)
-    _validate(cfg, require_wallets=require_wallets)
+    _validate(cfg, require_wallets=require_wallets, require_secrets=require_secrets)
     return cfg
 
 
@@ -586,7 +588,7 @@ def _fill_send_targets(cfg: Config) -> Config:
 # --------------------------------------------------------------------------- cross-field checks
 
 
-def _validate(cfg: Config, *, require_wallets: bool) -> None:
+def _validate(cfg: Config, *, require_wallets: bool, require_secrets: bool) -> None:
     _check_finite(cfg)
     _check_strategy(cfg.strategy)
     _check_urls(cfg)
@@ -594,7 +596,8 @@ def _validate(cfg: Config, *, require_wallets: bool) -> None:
     _check_wallets(cfg, require_wallets=require_wallets)
     _check_send(cfg.send)
     _check_watch_wallets(cfg.watch_wallets)
-    _check_api_key(cfg.stream)
+    if require_secrets:
+        _check_api_key(cfg.stream)
     _check_notify(cfg.notify)
 
 
@@ -693,6 +696,9 @@ def _check_wallets(cfg: Config, *, require_wallets: bool) -> None:
 
 
 def _check_send(send: SendConfig) -> None:
+    if send.slippage_base_bps > send.slippage_max_bps:
+        raise ConfigError(f"send.slippage_base_bps: must be <= send.slippage_max_bps "
+                          f"({send.slippage_max_bps}) (got {send.slippage_base_bps})")
     if send.slippage_bump_bps > send.slippage_max_bps:
         raise ConfigError(f"send.slippage_bump_bps: must be <= send.slippage_max_bps "
                           f"({send.slippage_max_bps}) (got {send.slippage_bump_bps})")

@@ -16,7 +16,7 @@ import random
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
 import aiohttp
@@ -153,6 +153,11 @@ class StreamState:
     last_frame_monotonic: float = 0.0
     last_error: str = ""
     rtt_ms: float | None = None
+    down_since_monotonic: float | None = field(default_factory=time.monotonic)
+
+    def down_for(self, now: float) -> float:
+        """Seconds without a configured session (0 while connected)."""
+        return 0.0 if self.down_since_monotonic is None else now - self.down_since_monotonic
 
 
 class StreamClient:
@@ -273,6 +278,8 @@ class StreamClient:
         was_up = self.state.connected
         self.state.connected = False
         self.state.configured = False
+        if self.state.down_since_monotonic is None:
+            self.state.down_since_monotonic = time.monotonic()
         self._metrics.stream_connected.set(0)
         log.warning("stream_disconnected", close_code=ws.close_code, error=self.state.last_error)
         if was_up:
@@ -325,6 +332,7 @@ class StreamClient:
         self.state.connected = True
         self.state.session_id = hello.session_id
         self.state.last_error = ""
+        self.state.down_since_monotonic = None
         self._backoff.reset()
         self._metrics.stream_connected.set(1)
         log.info("hello_ok", session_id=hello.session_id, hi_capacity=hello.limits.hi_capacity)

@@ -310,9 +310,16 @@ def test_wallets_required_unless_told_otherwise(tmp_path: Path) -> None:
 
 
 def test_slippage_bump_within_max(tmp_path: Path) -> None:
-    text = MINIMAL + "[send]\nslippage_bump_bps = 600\nslippage_max_bps = 500\n"
+    text = MINIMAL + ("[send]\nslippage_base_bps = 100\nslippage_bump_bps = 600\n"
+                      "slippage_max_bps = 500\n")
     assert error_of(tmp_path, text) == (
         "send.slippage_bump_bps: must be <= send.slippage_max_bps (500) (got 600)")
+
+
+def test_slippage_base_within_max(tmp_path: Path) -> None:
+    text = MINIMAL + "[send]\nslippage_base_bps = 1200\nslippage_max_bps = 1000\n"
+    assert error_of(tmp_path, text) == (
+        "send.slippage_base_bps: must be <= send.slippage_max_bps (1000) (got 1200)")
 
 
 def test_watch_wallet_cannot_auto_buy_in_both_currencies(tmp_path: Path) -> None:

@@ -1,0 +1,190 @@
+"""Command line: ``lasersell-bot {run,demo,check,init,sim,journal}``.
+
+Each subcommand parses its flags, then hands over to the module that owns the
+work. Bad input ends with one clear line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any
+
+from lasersell_bot import __version__
+
+EXIT_BAD_INPUT = 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    handler: Callable[[argparse.Namespace], int] = args.handler
+    try:
+        return handler(args)
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lasersell-bot",
+        description="Trading daemon for the LaserSell Exit Intelligence Stream.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run the daemon with a TOML config")
+    run.add_argument("--config", "-c", required=True, help="path to the TOML config")
+    run.set_defaults(handler=_cmd_run)
+
+    demo = sub.add_parser("demo", help="run the whole flow against the built-in simulator")
+    demo.add_argument("--fast", action="store_true", help="shorter pauses between steps")
+    demo.set_defaults(handler=_cmd_demo)
+
+    check = sub.add_parser("check", help="validate a config and reach every service once")
+    check.add_argument("--config", "-c", required=True)
+    check.set_defaults(handler=_cmd_check)
+
+    init = sub.add_parser("init", help="write a new config (interactive on a TTY)")
+    _add_init_flags(init)
+    init.set_defaults(handler=_cmd_init)
+
+    sim = sub.add_parser("sim", help="run the simulated stream server and local chain")
+    sim.add_argument("--host", default="127.0.0.1")
+    sim.add_argument("--port", type=int, default=8082, help="stream port (RPC uses port+1)")
+    sim.set_defaults(handler=_cmd_sim)
+
+    journal = sub.add_parser("journal", help="show recent trades and realized PnL")
+    journal.add_argument("--config", "-c", help="config whose journal.path to read")
+    journal.add_argument("--path", help="journal file (overrides --config)")
+    journal.add_argument("--limit", type=int, default=50)
+    journal.add_argument("--json", action="store_true", help="machine-readable output")
+    journal.set_defaults(handler=_cmd_journal)
+    return parser
+
+
+def _fail(message: str) -> int:
+    print(f"lasersell-bot: {message}", file=sys.stderr)
+    return EXIT_BAD_INPUT
+
+
+def _run_async(coro: Coroutine[Any, Any, int]) -> int:
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(coro)
+    return uvloop.run(coro)
+
+
+# --------------------------------------------------------------------------- run
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from lasersell_bot.config import ConfigError, load_config
+    from lasersell_bot.logs import configure_logging
+    from lasersell_bot.wallet import WalletError, Wallets
+
+    try:
+        cfg = load_config(args.config)
+    except ConfigError as exc:
+        return _fail(str(exc))
+    configure_logging(cfg.log.level, cfg.log.format, cfg.log.syslog_prefix, cache=True)
+    try:
+        wallets = Wallets.load(cfg.wallets)
+    except WalletError as exc:
+        return _fail(str(exc))
+    return _run_async(_run_daemon(cfg, wallets, args.config))
+
+
+async def _run_daemon(cfg: Any, wallets: Any, config_path: str) -> int:
+    from lasersell_bot.daemon import Daemon
+    from lasersell_bot.stream import RegistrationError
+
+    daemon = Daemon(cfg, wallets, config_path=config_path)
+    refusal: RegistrationError | None = None
+    try:
+        return await daemon.run()
+    except* RegistrationError as group:
+        refusal = group.exceptions[0]  # type: ignore[assignment]
+    return _fail(str(refusal))
+
+
+# --------------------------------------------------------------------------- demo / sim
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from lasersell_bot.demo import run_demo
+
+    return _run_async(run_demo(fast=args.fast))
+
+
+def _cmd_sim(args: argparse.Namespace) -> int:
+    from lasersell_bot.logs import configure_logging
+    from lasersell_bot.sim.standalone import serve
+
+    configure_logging("info", "auto", syslog_prefix=False)
+    return _run_async(serve(args.host, args.port))
+
+
+# --------------------------------------------------------------------------- journal
+
+
+def _cmd_journal(args: argparse.Namespace) -> int:
+    from lasersell_bot.journal import JournalReader, render_table, rows_to_json
+
+    path = args.path or _journal_path_from(args.config)
+    if path is None:
+        return _fail("journal: give --path or --config")
+    reader = JournalReader(path)
+    try:
+        rows = reader.recent_trades(args.limit)
+        pnl = reader.realized_pnl()
+    except Exception as exc:  # any sqlite/OS problem is one clear line, not a traceback
+        return _fail(f"journal {path}: {exc}")
+    if args.json:
+        print(rows_to_json(rows))
+    else:
+        print(render_table(rows))
+        print(f"realized PnL: {pnl / 1_000_000_000:+.9f} SOL over {len(rows)} rows")
+    return 0
+
+
+def _journal_path_from(config_path: str | None) -> str | None:
+    if config_path is None:
+        return None
+    from lasersell_bot.config import load_config
+
+    return load_config(config_path, require_wallets=False, require_secrets=False).journal.path
+
+
+# --------------------------------------------------------------------------- check / init
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    from lasersell_bot.check import run_check
+
+    return _run_async(run_check(args.config))
+
+
+def _add_init_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--output", "-o", default="lasersell-bot.toml")
+    parser.add_argument("--api-key", help="LaserSell API key (prefer LASERSELL_API_KEY)")
+    parser.add_argument("--rpc-url")
+    parser.add_argument("--keypair", help="existing keypair file (Solana CLI JSON)")
+    parser.add_argument("--import-base58-file",
+                        help="file holding a base58 secret to import into a new key file")
+    parser.add_argument("--new-keypair", metavar="PATH", help="generate a new keypair file here")
+    parser.add_argument("--target-profit-pct", type=float)
+    parser.add_argument("--stop-loss-pct", type=float)
+    parser.add_argument("--send-mode", choices=["rpc", "helius_sender", "astralane"])
+    parser.add_argument("--non-interactive", action="store_true",
+                        help="never prompt; fail if something required is missing")
+    parser.add_argument("--force", action="store_true", help="overwrite an existing file")
+
+
+def _cmd_init(args: argparse.Namespace) -> int:
+    from lasersell_bot.init import run_init
+
+    code: int = run_init(args)
+    return code

@@ -1,0 +1,339 @@
+"""The composition root: builds every component from the config and runs them.
+
+It routes what the session decides (send a message, execute an exit) to the
+stream and the executor, ticks the session's timers, answers signals (SIGTERM /
+SIGINT stop gracefully, a second one exits at once, SIGHUP reloads the config
+live), and keeps systemd, /healthz and the logs informed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import time
+from collections.abc import Callable
+from typing import Any
+
+import aiohttp
+
+from lasersell_bot import config as config_mod
+from lasersell_bot import landing, protocol, session
+from lasersell_bot.config import Config
+from lasersell_bot.executor import Executor
+from lasersell_bot.journal import Journal
+from lasersell_bot.logs import get_logger
+from lasersell_bot.metrics import Metrics
+from lasersell_bot.notify import Notifier, NotifyKind
+from lasersell_bot.ops import HealthReport, HealthServer, SdNotifier, Watchdog, assess_health
+from lasersell_bot.ops import status_line as make_status_line
+from lasersell_bot.send import Confirmer, Submitter, land
+from lasersell_bot.stream import StreamClient, register_wallets
+from lasersell_bot.wallet import Wallets, registration_proof
+
+log = get_logger("daemon")
+
+STATUS_EVERY_SEC = 5.0
+EXIT_NOW_CODE = 130
+# Watchdog pings stop (systemd restarts us) after this long without a stream session.
+STREAM_DOWN_BUDGET_SEC = 300.0
+
+
+class RpcLander:
+    """The executor's view of send.py: land a signed tx, or submit it once."""
+
+    def __init__(self, submitter: Submitter, params: landing.LandingParams) -> None:
+        self._submitter = submitter
+        self._confirmer = Confirmer(submitter)
+        self._params = params
+
+    async def land(
+        self, signed_tx: bytes, signature: str, blockhash: str,
+        on_submitted: Callable[[str, float], None] | None = None,
+    ) -> landing.Outcome:
+        def submitted(target: str, seconds: float) -> None:
+            if on_submitted is not None:
+                on_submitted(target, seconds * 1000)
+
+        result = await land(signed_tx, signature, blockhash, self._submitter, self._confirmer,
+                            self._params, on_submitted=submitted)
+        return result.outcome
+
+    async def submit_once(self, signed_tx: bytes, signature: str) -> bool:
+        return (await self._submitter.submit(signed_tx, signature)).ok
+
+
+def desired_config(cfg: Config, wallets: Wallets) -> session.DesiredConfig:
+    pubkeys = wallets.pubkeys()
+    return session.DesiredConfig(
+        wallet_pubkeys=tuple(pubkeys),
+        strategy=config_mod.to_strategy(cfg.strategy),
+        send_mode=cfg.send.mode,
+        tip_lamports=cfg.send.tip_lamports,
+        watch_wallets=tuple(config_mod.to_watch_wallets(cfg, pubkeys[0])),
+        mirror_config=config_mod.to_mirror_config(cfg.mirror),
+        deadline_timeout_sec=cfg.strategy.deadline_timeout_sec,
+        deadline_retry_sec=cfg.strategy.deadline_retry_sec,
+    )
+
+
+class Daemon:
+    """One running lasersell-bot: stream session, executor, journal, ops."""
+
+    def __init__(self, cfg: Config, wallets: Wallets, *, config_path: str | None = None,
+                 notify_socket: SdNotifier | None = None) -> None:
+        self.cfg = cfg
+        self.config_path = config_path
+        self.wallets = wallets
+        self.metrics = Metrics()
+        self.session = session.Session(desired_config(cfg, wallets),
+                                       reconcile_sec=cfg.stream.reconcile_sec)
+        self.sd = notify_socket or SdNotifier()
+        self.journal = Journal.open(cfg.journal.path, self.metrics)
+        self.submitter = Submitter.from_config(cfg.send, cfg.rpc, self.metrics)
+        self.notifier = Notifier(cfg.notify, self.metrics)
+        self.stream = StreamClient(
+            cfg.stream, configure_messages=self._configure_messages, on_high=self._on_high,
+            on_low=self._on_low, metrics=self.metrics,
+            on_connection_change=self._on_connection_change)
+        self.executor = Executor(
+            cfg, wallets=wallets,
+            lander=RpcLander(self.submitter, landing.LandingParams.from_config(cfg.send)),
+            journal=self.journal, send_to_stream=self.stream.send, session=self.session,
+            metrics=self.metrics, notifier=self.notifier)
+        self.watchdog = Watchdog(self.sd)
+        self.health_server = HealthServer(cfg.http.listen, self.health, self.metrics)
+        self._stop = asyncio.Event()
+        self._wakeup = asyncio.Event()
+        self._ready_sent = False
+        self._was_healthy = True
+        self.started_monotonic = time.monotonic()
+
+    # ----------------------------------------------------------------- run
+
+    async def run(self) -> int:
+        """Run until SIGTERM/SIGINT; returns the process exit code."""
+        self._install_signal_handlers()
+        await self.submitter.start(warm=True)
+        try:
+            await self._register_wallets()
+            await self.notifier.start()
+            await self.health_server.start()
+            async with asyncio.TaskGroup() as tasks:
+                executor_ready = asyncio.Event()
+                background = [
+                    tasks.create_task(self.executor.run(executor_ready)),
+                    tasks.create_task(self.watchdog.run(self._is_healthy)),
+                    tasks.create_task(self._tick_session()),
+                    tasks.create_task(self._report_status()),
+                ]
+                await executor_ready.wait()
+                await self.executor.recover()
+                stream_task = tasks.create_task(self.stream.run())
+                await self._stop.wait()
+                await self._shutdown(stream_task)
+                for task in background:
+                    task.cancel()
+        finally:
+            await self._close_resources()
+        return 0
+
+    async def _register_wallets(self) -> None:
+        if not self.cfg.stream.register_wallets:
+            return
+        now_s = int(time.time())
+        keypairs = [kp for pk in self.wallets.pubkeys()
+                    if (kp := self.wallets.for_pubkey(pk)) is not None]
+        proofs = [registration_proof(keypair, now_s) for keypair in keypairs]
+        async with aiohttp.ClientSession() as http:
+            await register_wallets(http, self.cfg.stream.api_url, self.cfg.stream.api_key, proofs)
+
+    async def _shutdown(self, stream_task: asyncio.Task[None]) -> None:
+        log.info("shutdown_started", in_flight=self.executor.in_flight)
+        self.sd.stopping()
+        self.executor.stop_accepting()
+        drained = await self.executor.drain(self.cfg.daemon.shutdown_grace_sec)
+        if not drained:
+            log.error("shutdown_grace_expired", in_flight=self.executor.in_flight)
+        await self.stream.stop()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(stream_task), 5)
+
+    async def _close_resources(self) -> None:
+        await self.health_server.stop()
+        await self.notifier.stop()
+        await self.submitter.close()
+        await asyncio.to_thread(self.journal.close)
+        log.info("shutdown_complete")
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    # ----------------------------------------------------------------- routing
+
+    def _configure_messages(self) -> list[protocol.ClientMessage]:
+        self.session.on_connection_opened(_now_ms())
+        return self.session.configure_messages()
+
+    def _on_connection_change(self, up: bool) -> None:
+        if not up:
+            self.session.on_connection_lost(_now_ms())
+            return
+        if not self._ready_sent:
+            self._ready_sent = True
+            self.sd.ready()
+            log.info("ready", wallets=len(self.wallets.pubkeys()))
+
+    def _on_high(self, message: Any, received_ns: int) -> None:
+        self._dispatch(self.session.on_message(message, _now_ms()), received_ns)
+        self._wakeup.set()
+
+    def _on_low(self, message: Any) -> None:
+        self.session.on_message(message, _now_ms())
+
+    def _dispatch(self, actions: list[session.Action], received_ns: int) -> None:
+        for action in actions:
+            if isinstance(action, session.ExecuteExit):
+                self.executor.on_exit_signal(action.signal, received_ns)
+            elif isinstance(action, session.ExecuteMirrorBuy):
+                self.executor.on_mirror_signal(action.signal, received_ns)
+            elif isinstance(action, session.Send):
+                self.stream.send(action.message)
+            else:
+                self._log_event(action)
+
+    def _log_event(self, action: session.Action) -> None:
+        if isinstance(action, session.PositionOpenedEvent):
+            opened = action.position.opened
+            log.info("position_opened", position_id=opened.position_id, mint=opened.mint,
+                     wallet=opened.wallet_pubkey, tokens=opened.tokens,
+                     entry_quote_units=opened.entry_quote_units)
+        elif isinstance(action, session.PositionClosedEvent):
+            closed = action.closed
+            log.info("position_closed", position_id=closed.position_id, mint=closed.mint,
+                     reason=closed.reason)
+            self.executor.on_position_closed(closed.position_id)
+        elif isinstance(action, session.PositionDropped):
+            log.warning("position_dropped", position_id=action.position_id, reason=action.reason)
+            self.executor.on_position_closed(action.position_id)
+        elif isinstance(action, session.ServerError):
+            log.error("server_error", code=action.code, message=action.message)
+        elif isinstance(action, session.MirrorEvent):
+            log.warning(action.message.__struct_config__.tag,
+                        **_public_fields(action.message))
+        elif isinstance(action, session.AppliesOnReconnect):
+            log.info("setting_applies_on_reconnect", setting=action.setting)
+        self.metrics.open_positions.set(len(self.session.positions()))
+
+    async def _tick_session(self) -> None:
+        """Call the session's timers when they are due (deadlines, reconcile)."""
+        while True:
+            wake_ms = self.session.next_wakeup_ms()
+            timeout = 1.0 if wake_ms is None else max(0.0, (wake_ms - _now_ms()) / 1000)
+            self._wakeup.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wakeup.wait(), min(timeout, 1.0))
+            self._dispatch(self.session.on_tick(_now_ms()), time.perf_counter_ns())
+
+    # ----------------------------------------------------------------- reload
+
+    def reload(self) -> None:
+        """SIGHUP: re-read the config; apply strategy, wallets and watch list live."""
+        if self.config_path is None:
+            log.warning("reload_ignored", reason="no config file")
+            return
+        self.sd.reloading()
+        try:
+            new_cfg = config_mod.load_config(self.config_path)
+        except config_mod.ConfigError as exc:
+            log.error("reload_rejected", error=str(exc))
+            self.sd.ready()
+            return
+        self._apply_reload(new_cfg)
+        self.sd.ready()
+
+    def _apply_reload(self, new: Config) -> None:
+        old, now = self.cfg, _now_ms()
+        actions: list[session.Action] = []
+        if new.strategy != old.strategy:
+            actions += self.session.set_strategy(
+                config_mod.to_strategy(new.strategy), new.strategy.deadline_timeout_sec, now)
+        if new.watch_wallets != old.watch_wallets:
+            actions += self.session.set_watch_wallets(
+                config_mod.to_watch_wallets(new, self.wallets.pubkeys()[0]))
+        if new.mirror != old.mirror:
+            actions += self.session.set_mirror_config(config_mod.to_mirror_config(new.mirror))
+        if [w.keypair_path for w in new.wallets] != [w.keypair_path for w in old.wallets]:
+            log.warning("reload_wallets_need_restart",
+                        detail="keypairs are loaded at start; restart to change [[wallets]]")
+        self.cfg = new
+        self._dispatch(actions, time.perf_counter_ns())
+        log.info("config_reloaded", strategy_changed=new.strategy != old.strategy)
+
+    # ----------------------------------------------------------------- health
+
+    def health(self) -> HealthReport:
+        state = self.stream.state
+        last = self.executor.last_signal_monotonic
+        return assess_health(
+            connected=state.connected, configured=state.configured,
+            loop_lag_ms=self.watchdog.loop_lag_ms(), journal_healthy=self.journal.healthy,
+            last_signal_age_s=None if last is None else time.monotonic() - last)
+
+    def _is_healthy(self) -> bool:
+        report = self.health()
+        if report.ok != self._was_healthy:
+            self._was_healthy = report.ok
+            kind: NotifyKind = "healthy" if report.ok else "unhealthy"
+            log.warning("health_changed", status=report.status, reasons=report.reasons)
+            self.notifier.notify(kind, f"lasersell-bot is {report.status}: "
+                                 f"{', '.join(report.reasons) or 'all good'}")
+        # A stream that is reconnecting is alive; one down past the budget is not.
+        down_for = self.stream.state.down_for(time.monotonic())
+        return report.connected or down_for < STREAM_DOWN_BUDGET_SEC
+
+    async def _report_status(self) -> None:
+        summary_every = self.cfg.log.pnl_summary_sec
+        last_summary = time.monotonic()
+        while True:
+            await asyncio.sleep(STATUS_EVERY_SEC)
+            last = self.executor.last_signal_monotonic
+            self.sd.status(make_status_line(
+                positions=len(self.session.positions()),
+                last_signal_age_s=None if last is None else time.monotonic() - last,
+                reconnects=self.stream.state.reconnects))
+            if time.monotonic() - last_summary >= summary_every:
+                last_summary = time.monotonic()
+                self._log_pnl_summary()
+
+    def _log_pnl_summary(self) -> None:
+        positions = self.session.positions()
+        log.info("pnl_summary", positions=len(positions),
+                 profit_units=sum(p.profit_units or 0 for p in positions),
+                 lane_dropped=int(self.metrics.low_lane_dropped.get()),
+                 rtt_ms=self.stream.state.rtt_ms)
+
+    # ----------------------------------------------------------------- signals
+
+    def _install_signal_handlers(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._on_stop_signal, sig)
+        loop.add_signal_handler(signal.SIGHUP, self.reload)
+
+    def _on_stop_signal(self, sig: signal.Signals) -> None:
+        if self._stop.is_set():
+            log.error("second_stop_signal_exiting_now", signal=sig.name)
+            self.journal.flush(1.0)
+            os._exit(EXIT_NOW_CODE)
+        log.info("stop_signal", signal=sig.name)
+        self._stop.set()
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _public_fields(message: Any) -> dict[str, Any]:
+    return {f: getattr(message, f) for f in message.__struct_fields__}

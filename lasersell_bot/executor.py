@@ -1,0 +1,497 @@
+"""Exit and mirror-buy flows: guard, sign, send, confirm, retry, report.
+
+The synchronous part of a flow (stale check, guard, signing) runs inline on the
+stream reader, so a signed transaction is handed to the sender within the same
+loop turn as its frame. Landing runs in tasks owned by the executor's task group.
+Which signal may run, and what follows an outcome, is decided by the pure
+``ExitBook``; this module only carries the decisions out and records them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from solders.keypair import Keypair
+from solders.transaction import VersionedTransaction
+
+from lasersell_bot import landing, protocol
+from lasersell_bot.config import Config, WatchWalletConfig
+from lasersell_bot.exitbook import (
+    Decision,
+    ExitBook,
+    GiveUp,
+    Outcome,
+    RequestExit,
+    RetryPolicy,
+    Start,
+    Superseded,
+)
+from lasersell_bot.guard import Expectation, GuardPolicy, check_transaction
+from lasersell_bot.journal import AttemptState, Journal, PendingAttempt
+from lasersell_bot.logs import get_logger
+from lasersell_bot.metrics import Metrics
+from lasersell_bot.notify import NotifyKind
+from lasersell_bot.wallet import SigningRefused, Wallets, sign_into_slot
+
+log = get_logger("executor")
+
+LAMPORTS_PER_SOL = 1_000_000_000
+USD1_UNITS = 1_000_000
+TICK_SECONDS = 0.2
+# Rent for a new token account plus signature fees, allowed on top of a mirror buy.
+MIRROR_FEE_ALLOWANCE_LAMPORTS = 2_100_000
+
+
+class Lander(Protocol):
+    """What the executor needs from send.py (a Sender wraps targets and the RPC)."""
+
+    async def land(
+        self, signed_tx: bytes, signature: str, blockhash: str,
+        on_submitted: Callable[[str, float], None] | None = None,
+    ) -> landing.Outcome: ...
+
+    async def submit_once(self, signed_tx: bytes, signature: str) -> bool: ...
+
+
+class SessionHooks(Protocol):
+    def exit_started(self, position_id: int) -> None: ...
+    def exit_finished(self, position_id: int, landed: bool, now_ms: int) -> None: ...
+
+
+class Notify(Protocol):
+    def notify(self, kind: NotifyKind, text: str) -> bool: ...
+
+
+@dataclass
+class _Attempt:
+    signal: protocol.ExitSignalWithTx
+    signal_id: int
+    attempt_no: int
+    received_ns: int
+
+
+@dataclass(frozen=True)
+class _Signed:
+    tx: bytes
+    signature: str
+    blockhash: str
+
+
+class _Refused(Exception):
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason, self.detail = reason, detail
+
+
+class Executor:
+    """Carries out exit and mirror-buy signals for the keys we hold."""
+
+    def __init__(
+        self,
+        cfg: Config,
+        *,
+        wallets: Wallets,
+        lander: Lander,
+        journal: Journal,
+        send_to_stream: Callable[[protocol.ClientMessage], None],
+        session: SessionHooks,
+        metrics: Metrics,
+        notifier: Notify | None = None,
+    ) -> None:
+        self._cfg = cfg
+        self._wallets = wallets
+        self._lander = lander
+        self._journal = journal
+        self._send_to_stream = send_to_stream
+        self._session = session
+        self._metrics = metrics
+        self._notifier = notifier
+        self._policy = GuardPolicy.from_config(cfg.guard)
+        self._book = ExitBook(RetryPolicy(
+            max_retries=cfg.send.max_retries,
+            slippage_base_bps=cfg.send.slippage_base_bps,
+            slippage_bump_bps=cfg.send.slippage_bump_bps,
+            slippage_max_bps=cfg.send.slippage_max_bps,
+        ))
+        self._signal_ids: dict[int, tuple[int, int]] = {}
+        self._busy: set[int] = set()
+        self._tasks: asyncio.TaskGroup | None = None
+        self._in_flight = 0
+        self._accepting = True
+        self.last_signal_monotonic: float | None = None
+
+    # ----------------------------------------------------------------- lifecycle
+
+    async def run(self, ready: asyncio.Event | None = None) -> None:
+        """Own every flow task; tick the exit book until cancelled."""
+        async with asyncio.TaskGroup() as tasks:
+            self._tasks = tasks
+            if ready is not None:
+                ready.set()
+            while True:
+                await asyncio.sleep(TICK_SECONDS)
+                self._apply(self._book.tick(_now_ms()))
+                for position_id in list(self._busy):
+                    self._sync_busy(position_id, landed=False)
+
+    def stop_accepting(self) -> None:
+        self._accepting = False
+
+    async def drain(self, grace_sec: float) -> bool:
+        """Wait for in-flight flows; True when none is left."""
+        deadline = time.monotonic() + grace_sec
+        while self._in_flight and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        return self._in_flight == 0
+
+    @property
+    def in_flight(self) -> int:
+        return self._in_flight
+
+    def is_busy(self, position_id: int) -> bool:
+        return self._book.is_busy(position_id)
+
+    async def recover(self) -> int:
+        """Re-check sells left pending by a previous run before allowing new ones."""
+        pending = await asyncio.to_thread(self._journal.pending_attempts)
+        for attempt in pending:
+            if attempt.position_id is not None:
+                self._book.lock(attempt.position_id)
+                self._sync_busy(attempt.position_id, landed=False)
+            self._spawn(self._resolve_pending(attempt))
+        if pending:
+            log.warning("recovering_pending_sells", count=len(pending))
+        return len(pending)
+
+    # ----------------------------------------------------------------- exit flow
+
+    def on_exit_signal(self, signal: protocol.ExitSignalWithTx, received_ns: int) -> None:
+        self.last_signal_monotonic = time.monotonic()
+        self._metrics.signals.inc("exit")
+        signal_id = self._journal.record_signal("exit", signal, _now_ms())
+        log.info("exit_signal", position_id=signal.position_id, reason=signal.reason,
+                 level_index=signal.level_index, mint=signal.mint,
+                 profit_units=signal.profit_units, signal_id=signal_id)
+        if not self._accepting:
+            log.warning("exit_signal_ignored_shutting_down", position_id=signal.position_id)
+            return
+        if self._wallets.for_pubkey(signal.wallet_pubkey) is None:
+            self._refuse_signal(signal_id, "unknown_wallet",
+                                f"no keypair for wallet {signal.wallet_pubkey}")
+            return
+        self._signal_ids[id(signal)] = (signal_id, received_ns)
+        self._apply(self._book.offer(signal, _now_ms()))
+        self._sync_busy(signal.position_id, landed=False)
+
+    def on_position_closed(self, position_id: int) -> None:
+        self._apply(self._book.position_closed(position_id))
+
+    def _apply(self, decisions: list[Decision]) -> None:
+        for decision in decisions:
+            if isinstance(decision, Start):
+                self._sync_busy(decision.signal.position_id, landed=False)
+                self._start_exit(decision.signal, decision.attempt_no)
+            elif isinstance(decision, RequestExit):
+                self._request_exit(decision)
+            elif isinstance(decision, GiveUp):
+                self._give_up(decision)
+            elif isinstance(decision, Superseded):
+                self._superseded(decision)
+
+    def _sync_busy(self, position_id: int, landed: bool) -> None:
+        """Tell the session when a position turns busy (a sell may land) or idle."""
+        busy = self._book.is_busy(position_id)
+        if busy and position_id not in self._busy:
+            self._busy.add(position_id)
+            self._session.exit_started(position_id)
+        elif not busy and position_id in self._busy:
+            self._busy.discard(position_id)
+            self._session.exit_finished(position_id, landed, _now_ms())
+
+    def _finish(self, position_id: int, outcome: Outcome) -> None:
+        self._apply(self._book.finished(position_id, outcome, _now_ms()))
+        self._sync_busy(position_id, landed=outcome in (Outcome.LANDED, Outcome.DRY_RUN))
+
+    def _start_exit(self, signal: protocol.ExitSignalWithTx, attempt_no: int) -> None:
+        signal_id, received_ns = self._signal_ids.pop(id(signal), (0, time.perf_counter_ns()))
+        attempt = _Attempt(signal, signal_id, attempt_no, received_ns)
+        try:
+            self._check_fresh(signal)
+            signed = self._guard_and_sign(
+                signal.unsigned_tx_b64, signal.wallet_pubkey,
+                Expectation.exit(signal.wallet_pubkey, signal.mint))
+        except _Refused as refusal:
+            self._journal.record_guard(signal_id, False, refusal.reason, refusal.detail)
+            self._exit_refused(attempt, refusal)
+            return
+        self._journal.record_guard(signal_id, True, "", "")
+        self._spawn(self._land_exit(attempt, signed))
+
+    def _check_fresh(self, signal: protocol.ExitSignalWithTx) -> None:
+        limit = self._cfg.send.max_signal_age_ms
+        age = _now_ms() - signal.triggered_at_ms
+        if limit and age > limit:
+            raise _Refused("stale_signal", f"signal is {age} ms old (limit {limit} ms)")
+
+    def _exit_refused(self, attempt: _Attempt, refusal: _Refused) -> None:
+        self._metrics.guard_refusals.inc(refusal.reason)
+        log.error("guard_refused", kind="exit", position_id=attempt.signal.position_id,
+                  reason=refusal.reason, detail=refusal.detail)
+        self._notify("guard_refused", f"exit for position {attempt.signal.position_id} "
+                     f"refused: {refusal.reason}")
+        self._finish(attempt.signal.position_id, Outcome.REFUSED)
+
+    async def _land_exit(self, attempt: _Attempt, signed: _Signed) -> None:
+        signal = attempt.signal
+        attempt_id = self._journal.record_attempt(
+            attempt.signal_id, attempt.attempt_no, signature=signed.signature,
+            slippage_bps=self._book.slippage_for(signal.position_id),
+            signed_tx_b64=base64.b64encode(signed.tx).decode(), dry_run=self._cfg.send.dry_run)
+        if self._cfg.send.dry_run:
+            self._finish_exit(attempt, attempt_id, Outcome.DRY_RUN, "dry_run", None, None)
+            return
+        result = await self._lander.land(
+            signed.tx, signed.signature, signed.blockhash,
+            on_submitted=self._submitted_callback(attempt, attempt_id, signed.signature))
+        outcome, state = _exit_outcome(result)
+        err = result.err if isinstance(result, landing.Failed) else None
+        slot = result.slot if isinstance(result, landing.Landed | landing.Failed) else None
+        self._finish_exit(attempt, attempt_id, outcome, state, err, slot)
+
+    def _submitted_callback(
+        self, attempt: _Attempt, attempt_id: int, signature: str
+    ) -> Callable[[str, float], None]:
+        first = [True]
+
+        def submitted(target: str, elapsed_ms: float) -> None:
+            self._journal.record_submission(attempt_id, target, True, "", elapsed_ms)
+            if first[0]:
+                first[0] = False
+                latency_ms = (time.perf_counter_ns() - attempt.received_ns) / 1e6
+                self._metrics.signal_to_submit_ms.observe(latency_ms)
+                log.info("tx_submitted", position_id=attempt.signal.position_id,
+                         signature=signature, target=target,
+                         signal_to_submit_ms=round(latency_ms, 3))
+
+        return submitted
+
+    def _finish_exit(
+        self, attempt: _Attempt, attempt_id: int, outcome: Outcome, state: AttemptState,
+        err: Any, slot: int | None,
+    ) -> None:
+        signal = attempt.signal
+        self._journal.record_outcome(attempt_id, state, err=err, slot=slot)
+        self._metrics.confirmations.inc(state)
+        landed = outcome in (Outcome.LANDED, Outcome.DRY_RUN)
+        event = "tx_confirmed" if landed else "tx_failed"
+        level = log.info if landed else log.error
+        level(event, position_id=signal.position_id, state=state, slot=slot, err=err,
+              reason=signal.reason, level_index=signal.level_index)
+        if outcome is Outcome.LANDED:
+            self._metrics.realized_pnl_lamports.inc(amount=_realized_part(signal))
+            self._notify("exit_landed", f"exit landed for {signal.mint} ({signal.reason})")
+        elif not landed:
+            self._notify("exit_failed", f"exit {state} for {signal.mint} ({signal.reason})")
+        self._finish(signal.position_id, outcome)
+
+    def _request_exit(self, decision: RequestExit) -> None:
+        log.warning("exit_retry_requested", position_id=decision.position_id,
+                    slippage_bps=decision.slippage_bps, attempt=decision.attempt_no)
+        self._send_to_stream(protocol.RequestExitSignal(
+            position_id=decision.position_id, slippage_bps=decision.slippage_bps))
+
+    def _give_up(self, decision: GiveUp) -> None:
+        log.error("exit_gave_up", position_id=decision.position_id, reason=decision.reason,
+                  attempts=decision.attempts)
+        self._notify("exit_failed", f"gave up exiting position {decision.position_id} "
+                     f"after {decision.attempts} attempts")
+
+    def _superseded(self, decision: Superseded) -> None:
+        entry = self._signal_ids.pop(id(decision.signal), None)
+        log.info("exit_signal_superseded", position_id=decision.signal.position_id,
+                 level_index=decision.signal.level_index, reason=decision.reason)
+        if entry is not None:
+            self._journal.record_guard(entry[0], False, "superseded", decision.reason)
+
+    async def _resolve_pending(self, attempt: PendingAttempt) -> None:
+        state: AttemptState = "error"
+        err: Any = "no signed transaction recorded"
+        if attempt.signed_tx_b64 and attempt.signature:
+            signed = base64.b64decode(attempt.signed_tx_b64)
+            result = await self._lander.land(signed, attempt.signature, _blockhash_of(signed))
+            _, state = _exit_outcome(result)
+            err = result.err if isinstance(result, landing.Failed) else None
+        self._journal.record_outcome(attempt.attempt_id, state, err=err)
+        log.warning("pending_tx_resolved", kind=attempt.kind, position_id=attempt.position_id,
+                    signature=attempt.signature, state=state)
+        if attempt.position_id is not None:
+            self._apply(self._book.unlock(attempt.position_id))
+            self._sync_busy(attempt.position_id, landed=state == "landed")
+
+    # ----------------------------------------------------------------- mirror flow
+
+    def on_mirror_signal(self, signal: protocol.MirrorBuySignal, received_ns: int) -> None:
+        self.last_signal_monotonic = time.monotonic()
+        self._metrics.signals.inc("mirror_buy")
+        signal_id = self._journal.record_signal("mirror_buy", signal, _now_ms())
+        log.info("mirror_buy_signal", watched_wallet=signal.watched_wallet, mint=signal.mint,
+                 amount_quote_units=signal.amount_quote_units, input=signal.input)
+        try:
+            expectation = self._mirror_expectation(signal)
+            signed = self._guard_and_sign(signal.unsigned_tx_b64, signal.user_wallet, expectation)
+        except _Refused as refusal:
+            self._journal.record_guard(signal_id, False, refusal.reason, refusal.detail)
+            self._metrics.guard_refusals.inc(refusal.reason)
+            log.error("guard_refused", kind="mirror_buy", mint=signal.mint,
+                      reason=refusal.reason, detail=refusal.detail)
+            self._notify("guard_refused", f"mirror buy of {signal.mint} refused: "
+                         f"{refusal.reason}")
+            self._report_mirror(signal.mint, False)
+            return
+        self._journal.record_guard(signal_id, True, "", "")
+        self._spawn(self._land_mirror(signal, signal_id, signed, received_ns))
+
+    def _mirror_expectation(self, signal: protocol.MirrorBuySignal) -> Expectation:
+        if not self._cfg.mirror.enabled:
+            raise _Refused("mirror_disabled", "mirror.enabled is false in the config")
+        watch = next((w for w in self._cfg.watch_wallets if w.pubkey == signal.watched_wallet),
+                     None)
+        if watch is None:
+            raise _Refused("mirror_not_configured",
+                           f"watched wallet {signal.watched_wallet} is not in watch_wallets")
+        agreed = _agreed_amount(watch, signal.input)
+        if signal.amount_quote_units > agreed:
+            raise _Refused("buy_amount_mismatch",
+                           f"asked to spend {signal.amount_quote_units} {signal.input} units, "
+                           f"configured {agreed}")
+        spend = agreed if signal.input == "SOL" else 0
+        allowance = self._cfg.guard.max_tip_lamports + MIRROR_FEE_ALLOWANCE_LAMPORTS
+        return Expectation.mirror_buy(signal.user_wallet, signal.mint, spend + allowance)
+
+    async def _land_mirror(
+        self, signal: protocol.MirrorBuySignal, signal_id: int, signed: _Signed, received_ns: int
+    ) -> None:
+        attempt_id = self._journal.record_attempt(
+            signal_id, 1, signature=signed.signature, slippage_bps=signal.slippage_bps,
+            signed_tx_b64=base64.b64encode(signed.tx).decode(), dry_run=self._cfg.send.dry_run)
+        if self._cfg.send.dry_run:
+            self._journal.record_outcome(attempt_id, "dry_run")
+            log.info("tx_dry_run", kind="mirror_buy", signature=signed.signature)
+            self._report_mirror(signal.mint, False)
+            return
+        submitted = await self._lander.submit_once(signed.tx, signed.signature)
+        self._report_mirror(signal.mint, submitted)
+        if not submitted:
+            self._journal.record_outcome(attempt_id, "error", err="all targets refused")
+            log.error("tx_failed", kind="mirror_buy", mint=signal.mint, state="not_submitted")
+            return
+        latency_ms = (time.perf_counter_ns() - received_ns) / 1e6
+        self._metrics.signal_to_submit_ms.observe(latency_ms)
+        log.info("tx_submitted", kind="mirror_buy", mint=signal.mint,
+                 signature=signed.signature, signal_to_submit_ms=round(latency_ms, 3))
+        self._notify("mirror_buy", f"mirror buy of {signal.mint} submitted")
+        result = await self._lander.land(signed.tx, signed.signature, signed.blockhash)
+        _, state = _exit_outcome(result)
+        self._journal.record_outcome(attempt_id, state,
+                                     err=result.err if isinstance(result, landing.Failed) else None)
+        self._metrics.confirmations.inc(state)
+        log.info("mirror_buy_outcome", mint=signal.mint, signature=signed.signature, state=state)
+
+    def _report_mirror(self, mint: str, success: bool) -> None:
+        self._send_to_stream(protocol.MirrorBuyResult(mint=mint, success=success))
+        log.info("mirror_buy_result_sent", mint=mint, success=success)
+
+    # ----------------------------------------------------------------- shared
+
+    def _guard_and_sign(self, tx_b64: str, wallet: str, expect: Expectation) -> _Signed:
+        keypair = self._wallets.for_pubkey(wallet)
+        if keypair is None:
+            raise _Refused("unknown_wallet", f"no keypair for wallet {wallet}")
+        unsigned = _decode_b64(tx_b64)
+        verdict = check_transaction(unsigned, self._policy, expect)
+        if not verdict.ok:
+            raise _Refused(verdict.reason, verdict.detail)
+        return _sign(unsigned, keypair)
+
+    def _refuse_signal(self, signal_id: int, reason: str, detail: str) -> None:
+        self._journal.record_guard(signal_id, False, reason, detail)
+        self._metrics.guard_refusals.inc(reason)
+        log.error("guard_refused", reason=reason, detail=detail)
+
+    def _spawn(self, flow: Any) -> None:
+        if self._tasks is None:
+            flow.close()
+            raise RuntimeError("executor is not running")
+        self._in_flight += 1
+        task = self._tasks.create_task(self._guarded(flow))
+        task.add_done_callback(self._flow_done)
+
+    async def _guarded(self, flow: Any) -> None:
+        try:
+            await flow
+        except Exception:
+            log.exception("flow_crashed")
+
+    def _flow_done(self, _task: asyncio.Task[None]) -> None:
+        self._in_flight -= 1
+
+    def _notify(self, kind: NotifyKind, text: str) -> None:
+        if self._notifier is not None:
+            self._notifier.notify(kind, text)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _decode_b64(tx_b64: str) -> bytes:
+    try:
+        return base64.b64decode(tx_b64, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise _Refused("undecodable", f"unsigned_tx_b64 is not valid base64: {exc}") from exc
+
+
+def _sign(unsigned: bytes, keypair: Keypair) -> _Signed:
+    try:
+        signed, signature = sign_into_slot(unsigned, keypair)
+    except SigningRefused as exc:
+        raise _Refused("signing_refused", str(exc)) from exc
+    return _Signed(signed, signature, _blockhash_of(signed))
+
+
+def _blockhash_of(tx: bytes) -> str:
+    return str(VersionedTransaction.from_bytes(tx).message.recent_blockhash)
+
+
+def _exit_outcome(result: landing.Outcome) -> tuple[Outcome, AttemptState]:
+    if isinstance(result, landing.Landed):
+        return Outcome.LANDED, "landed"
+    if isinstance(result, landing.Failed):
+        slippage = landing.classify_error(result.err) == "slippage"
+        return (Outcome.FAILED_SLIPPAGE if slippage else Outcome.FAILED), "failed"
+    if isinstance(result, landing.Expired):
+        return Outcome.EXPIRED, "expired"
+    # Unknown: the RPC could not tell us for longer than any blockhash lives.
+    return Outcome.EXPIRED, "unknown"
+
+
+def _agreed_amount(watch: WatchWalletConfig, quote_input: str) -> int:
+    if quote_input == "USD1":
+        return round(watch.auto_buy_usd1 * USD1_UNITS)
+    return round(watch.auto_buy_sol * LAMPORTS_PER_SOL)
+
+
+def _realized_part(signal: protocol.ExitSignalWithTx) -> float:
+    if signal.sell_tokens and signal.position_tokens:
+        return signal.profit_units * signal.sell_tokens / signal.position_tokens
+    return float(signal.profit_units)
+

@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import itertools
 import socket
+import struct
 import sys
 import time
 from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
@@ -81,6 +82,7 @@ REGISTER_PREFIX: Final = "lasersell-register"
 DEFAULT_TIP_LAMPORTS: Final = 1000
 DEFAULT_MIRROR_SLIPPAGE_BPS: Final = 2500
 LOW_PRIORITY_KINDS: Final = ("pnl_update", "liquidity_snapshot", "trade_tick")
+FLOOD_HIGH_WATER: Final = 1 << 20
 
 
 
@@ -91,6 +93,18 @@ def _log() -> Any:
 
 def _now_ms() -> int:
     return time.time_ns() // 1_000_000
+
+
+def ws_text_frame(payload: bytes) -> bytes:
+    """One final, unmasked websocket TEXT frame (server to client, RFC 6455 5.2)."""
+    size = len(payload)
+    if size < 126:
+        header = struct.pack("!BB", 0x81, size)
+    elif size < 1 << 16:
+        header = struct.pack("!BBH", 0x81, 126, size)
+    else:
+        header = struct.pack("!BBQ", 0x81, 127, size)
+    return header + payload
 
 
 class _SellNow(msgspec.Struct):
@@ -744,16 +758,34 @@ class SimStreamServer:
         position_id: int | None = None, session_id: int | None = None,
     ) -> float:
         """Write ``n`` low-priority frames to each target session as fast as the
-        transport takes them; returns the write rate in frames per second."""
-        frames = self._flood_frames(kinds, position_id)
+        socket takes them; returns the write rate in frames per second.
+
+        Frames are encoded and framed once, then written a cycle at a time
+        (one ``transport.write`` per ``len(cycle)`` frames) with flow control.
+        """
+        framed = [ws_text_frame(f) for f in self._flood_frames(kinds, position_id)]
+        cycle = b"".join(framed)
+        full, rest = divmod(n, len(framed))
         sessions = self._targets(session_id)
         started = time.perf_counter()
-        for i in range(n):
-            data = frames[i % len(frames)]
+        for chunk in itertools.chain(itertools.repeat(cycle, full), [b"".join(framed[:rest])]):
             for session in sessions:
-                await self._send(session, data)
+                await self._write_framed(session, chunk)
         elapsed = time.perf_counter() - started
         return n * len(sessions) / elapsed if elapsed > 0 else float("inf")
+
+    async def _write_framed(self, session: _Session, data: bytes) -> None:
+        """Already-framed websocket bytes straight to the socket; waits while the
+        write buffer is above ``FLOOD_HIGH_WATER`` (the client is slower)."""
+        transport = session.transport
+        if not data or not self._answering or transport is None or transport.is_closing():
+            return
+        transport.write(data)
+        await asyncio.sleep(0)
+        while transport.get_write_buffer_size() > FLOOD_HIGH_WATER:
+            if transport.is_closing():
+                return
+            await asyncio.sleep(0.001)
 
     def _flood_frames(self, kinds: Sequence[str], position_id: int | None,
                       variants: int = 64) -> list[bytes]:

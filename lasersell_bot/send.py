@@ -1,0 +1,677 @@
+"""Submission I/O: targets, warm pooled sessions, fan-out send, confirmation RPC, ``land``.
+
+Thin by design. Every decision about *when* to poll, re-broadcast or give up
+lives in ``landing.py``; this module only moves bytes:
+
+- ``Target``: one submission endpoint (``rpc``, ``helius_sender``, ``astralane``)
+  with its request body pre-built around the base64 transaction, and a
+  ``display`` name that never contains a secret.
+- ``Submitter``: one keep-alive ``aiohttp.ClientSession`` per target, warmed at
+  start and pinged periodically; ``submit`` fans the same signed bytes out to
+  every target and returns at the first acceptance. The other sends finish in
+  the background, tracked and awaited by ``close``.
+- ``Confirmer``: JSON-RPC reads on the RPC target's session.
+- ``land``: submit, then drive ``LandingPolicy`` until the transaction has
+  landed, failed, provably expired, or the hard bound passed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import time
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+from urllib.parse import parse_qsl, urlsplit
+
+import aiohttp
+import msgspec
+
+from lasersell_bot.config import RpcConfig, SendConfig, SendTarget
+from lasersell_bot.landing import (
+    CheckBlockhash,
+    Done,
+    LandingParams,
+    LandingPolicy,
+    Outcome,
+    Poll,
+    Rebroadcast,
+    SignatureStatus,
+    Wait,
+)
+from lasersell_bot.logs import REDACTOR, get_logger, register_secret
+from lasersell_bot.metrics import Metrics
+
+
+def _log() -> Any:
+    """The component logger, looked up per call so ``configure_logging`` applies."""
+    return get_logger("send")
+
+
+_SEND_PREFIX = b'{"jsonrpc":"2.0","id":1,"method":"sendTransaction","params":["'
+_SEND_CONFIG = b'",{"encoding":"base64","skipPreflight":true,"maxRetries":0'
+_RPC_EXTRA = b',"preflightCommitment":"processed"'
+_SEND_END = b"}]}"
+_GET_HEALTH = b'{"jsonrpc":"2.0","id":1,"method":"getHealth"}'
+_JSON_HEADERS = {"Content-Type": "application/json"}
+_MIN_SECRET_PART = 16
+
+# --- targets ----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """One submission endpoint and the constant parts of its request."""
+
+    name: SendTarget
+    url: str = field(repr=False)
+    display: str
+    headers: Mapping[str, str] = field(repr=False)
+    body_suffix: bytes = field(repr=False)
+    ping_url: str | None = field(default=None, repr=False)
+
+    def body(self, tx_b64: bytes) -> bytes:
+        """The full ``sendTransaction`` request for an already base64-encoded transaction."""
+        return _SEND_PREFIX + tx_b64 + self.body_suffix
+
+
+def make_target(name: SendTarget, url: str, api_key: str = "") -> Target:
+    """Build a target; registers every secret found in ``url``/``api_key`` for redaction."""
+    _register_url_secrets(url)
+    headers = dict(_JSON_HEADERS)
+    if api_key:
+        register_secret(api_key)
+        if name == "astralane":
+            headers["x-api-key"] = api_key
+    extra = _RPC_EXTRA if name == "rpc" else b""
+    return Target(
+        name=name,
+        url=url,
+        display=display_name(name, url),
+        headers=headers,
+        body_suffix=_SEND_CONFIG + extra + _SEND_END,
+        ping_url=_origin(url) + "/ping" if name == "helius_sender" else None,
+    )
+
+
+def targets_from_config(send: SendConfig, rpc: RpcConfig) -> list[Target]:
+    """The configured send targets (``send.targets``, else ``[send.mode]``), de-duplicated."""
+    names = list(dict.fromkeys(send.targets or [send.mode]))
+    urls: dict[SendTarget, str] = {
+        "rpc": rpc.url,
+        "helius_sender": send.helius_sender_url,
+        "astralane": send.astralane_url,
+    }
+    return [make_target(name, urls[name], send.astralane_api_key if name == "astralane" else "")
+            for name in names]
+
+
+def display_name(name: str, url: str) -> str:
+    """``name(host[:port])``: no scheme, credentials, path or query."""
+    parts = urlsplit(url)
+    host = parts.hostname or "?"
+    return f"{name}({host}:{parts.port})" if parts.port else f"{name}({host})"
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def _register_url_secrets(url: str) -> None:
+    parts = urlsplit(url)
+    for secret in (parts.username, parts.password):
+        if secret:
+            register_secret(secret)
+    for _, value in parse_qsl(parts.query):
+        register_secret(value)
+    for segment in parts.path.split("/"):
+        if len(segment) >= _MIN_SECRET_PART:
+            register_secret(segment)
+
+
+# --- JSON-RPC replies ---------------------------------------------------------
+
+
+class _RpcErrorBody(msgspec.Struct):
+    code: int = 0
+    message: str = ""
+    data: Any = None
+
+
+class _RpcReply(msgspec.Struct):
+    result: Any = None
+    error: _RpcErrorBody | None = None
+
+
+_decode_reply = msgspec.json.Decoder(_RpcReply).decode
+_encode = msgspec.json.Encoder().encode
+
+Verdict = Literal["accepted", "rejected", "transient"]
+_TRANSIENT_RPC_CODES = frozenset({-32005, -32603, 429})
+_ALREADY_PROCESSED = ("alreadyprocessed", "already been processed")
+_RATE_LIMITED = ("rate limit", "too many requests")
+
+
+@dataclass(frozen=True, slots=True)
+class _Attempt:
+    verdict: Verdict
+    error: str = ""
+    retry_after: float | None = None
+
+
+def _judge(status: int, retry_after: str | None, payload: bytes) -> _Attempt:
+    """Classify one HTTP exchange with a send target."""
+    if status == 429:
+        return _Attempt("transient", "http 429", _parse_retry_after(retry_after))
+    if status >= 500:
+        return _Attempt("transient", f"http {status}")
+    if status >= 300:
+        return _Attempt("rejected", f"http {status}")
+    try:
+        reply = _decode_reply(payload)
+    except msgspec.DecodeError:
+        return _Attempt("rejected", "malformed response")
+    if isinstance(reply.result, str) and reply.result:
+        return _Attempt("accepted")
+    if reply.error is not None:
+        return _judge_rpc_error(reply.error)
+    return _Attempt("rejected", "empty result")
+
+
+def _judge_rpc_error(error: _RpcErrorBody) -> _Attempt:
+    text = f"{error.message} {error.data}".lower() if error.data else error.message.lower()
+    if any(marker in text for marker in _ALREADY_PROCESSED):
+        return _Attempt("accepted")
+    described = f"rpc {error.code}: {REDACTOR.clean(error.message)[:200]}"
+    if error.code in _TRANSIENT_RPC_CODES or any(m in text for m in _RATE_LIMITED):
+        return _Attempt("transient", described)
+    return _Attempt("rejected", described)
+
+
+def _parse_retry_after(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        return None  # an HTTP date: fall back to our own backoff
+    return seconds if seconds >= 0 else None
+
+
+# --- submitter ----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class TargetResult:
+    """How one target handled one submission."""
+
+    target: str
+    ok: bool
+    error: str
+    attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class SubmitOutcome:
+    """``ok`` once any target accepted; ``errors`` by target name for those that failed."""
+
+    ok: bool
+    target: str | None
+    elapsed: float
+    errors: Mapping[str, str] = field(default_factory=dict)
+
+
+class Submitter:
+    """Owns one warm session per target (plus the RPC) and fans submissions out."""
+
+    def __init__(
+        self,
+        targets: Sequence[Target],
+        rpc: Target,
+        *,
+        request_timeout: float = 3.0,
+        keepalive_interval: float = 30.0,
+        retry_after_cap: float = 2.0,
+        metrics: Metrics | None = None,
+    ) -> None:
+        if not targets:
+            raise ValueError("at least one send target is required")
+        self.targets = tuple(targets)
+        self.rpc = next((t for t in self.targets if t.name == "rpc"), rpc)
+        self.request_timeout = request_timeout
+        self.keepalive_interval = keepalive_interval
+        self.retry_after_cap = retry_after_cap
+        self.metrics = metrics
+        self._sessions: dict[str, aiohttp.ClientSession] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._keep_warm: asyncio.Task[None] | None = None
+
+    @classmethod
+    def from_config(cls, send: SendConfig, rpc: RpcConfig,
+                    metrics: Metrics | None = None) -> Submitter:
+        return cls(
+            targets_from_config(send, rpc),
+            make_target("rpc", rpc.url),
+            request_timeout=send.request_timeout_ms / 1000,
+            keepalive_interval=send.keepalive_interval_sec,
+            metrics=metrics,
+        )
+
+    @property
+    def endpoints(self) -> tuple[Target, ...]:
+        """Every endpoint with a session: the send targets, and the RPC if not among them."""
+        if any(t.name == "rpc" for t in self.targets):
+            return self.targets
+        return (*self.targets, self.rpc)
+
+    @property
+    def in_flight(self) -> int:
+        """Target sends still running (including those left behind by a returned submit)."""
+        return len(self._tasks)
+
+    def session(self, name: str) -> aiohttp.ClientSession:
+        try:
+            return self._sessions[name]
+        except KeyError:
+            raise RuntimeError(f"no open session for {name!r}: call start() first") from None
+
+    async def start(self, warm: bool = True) -> None:
+        """Open the sessions, optionally warm them, and start the keep-warm task."""
+        if self._sessions:
+            raise RuntimeError("Submitter already started")
+        for target in self.endpoints:
+            self._sessions[target.name] = self._new_session(target)
+        if warm:
+            await self.warm()
+        self._keep_warm = asyncio.get_running_loop().create_task(self._keep_warm_loop())
+
+    def _new_session(self, target: Target) -> aiohttp.ClientSession:
+        connector = aiohttp.TCPConnector(
+            limit_per_host=8,
+            keepalive_timeout=max(75.0, 2 * self.keepalive_interval + 5),
+            ttl_dns_cache=300,
+        )
+        return aiohttp.ClientSession(
+            connector=connector,
+            headers=dict(target.headers),
+            timeout=aiohttp.ClientTimeout(total=self.request_timeout),
+        )
+
+    async def warm(self) -> dict[str, bool]:
+        """Open (or refresh) one connection per endpoint; True where the endpoint answered."""
+        endpoints = self.endpoints
+        answers = await asyncio.gather(*(self._ping(t) for t in endpoints))
+        return {t.name: ok for t, ok in zip(endpoints, answers, strict=True)}
+
+    async def _ping(self, target: Target) -> bool:
+        session = self.session(target.name)
+        try:
+            if target.ping_url is not None:
+                request = session.get(target.ping_url)
+            else:
+                request = session.post(target.url, data=_GET_HEALTH)
+            async with request as response:
+                await response.read()
+                return response.status < 500
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            _log().debug("warm_failed", target=target.display, error=type(exc).__name__)
+            return False
+
+    async def _keep_warm_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.keepalive_interval)
+            await self.warm()
+
+    async def submit(self, signed_tx: bytes, signature: str,
+                     deadline: float | None = None) -> SubmitOutcome:
+        """Send to every target at once; return at the first acceptance.
+
+        Transient failures are retried per target until ``deadline`` (a
+        ``time.monotonic()`` value; default one request timeout from now).
+        """
+        started = time.monotonic()
+        until = started + self.request_timeout if deadline is None else deadline
+        encoded = base64.b64encode(signed_tx)
+        names = {self._spawn(self._deliver(t, t.body(encoded), until, signature)): t.name
+                 for t in self.targets}
+        pending = set(names)
+        errors: dict[str, str] = {}
+        while pending:
+            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                result = _result_of(task, names[task])
+                if result.ok:
+                    return SubmitOutcome(True, result.target, time.monotonic() - started, errors)
+                errors[result.target] = result.error
+        return SubmitOutcome(False, None, time.monotonic() - started, errors)
+
+    def _spawn(self, coro: Coroutine[Any, Any, TargetResult]) -> asyncio.Task[TargetResult]:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def _deliver(self, target: Target, body: bytes, deadline: float,
+                       signature: str) -> TargetResult:
+        attempts = 0
+        try:
+            while True:
+                attempts += 1
+                attempt = await self._attempt(target, body)
+                delay = self._retry_delay(attempt, attempts)
+                if delay is None or time.monotonic() + delay >= deadline:
+                    break
+                _log().debug("submit_retry", target=target.display, error=attempt.error,
+                             delay=round(delay, 3), signature=signature)
+                await asyncio.sleep(delay)
+        except Exception as exc:  # a bug, not a network failure: report it, never hide it
+            _log().exception("submit_internal_error", target=target.display, signature=signature)
+            attempt = _Attempt("rejected", f"internal error: {type(exc).__name__}")
+        return self._finish(target, attempt, attempts, signature)
+
+    def _retry_delay(self, attempt: _Attempt, attempts: int) -> float | None:
+        if attempt.verdict != "transient":
+            return None
+        if attempt.retry_after is not None:
+            return min(attempt.retry_after, self.retry_after_cap)
+        return float(min(0.05 * 2 ** (attempts - 1), 0.5))
+
+    async def _attempt(self, target: Target, body: bytes) -> _Attempt:
+        try:
+            async with self.session(target.name).post(target.url, data=body) as response:
+                payload = await response.read()
+                return _judge(response.status, response.headers.get("Retry-After"), payload)
+        except TimeoutError:
+            return _Attempt("transient", "timeout")
+        except aiohttp.ClientError as exc:
+            return _Attempt("transient", f"connection error: {type(exc).__name__}")
+
+    def _finish(self, target: Target, attempt: _Attempt, attempts: int,
+                signature: str) -> TargetResult:
+        ok = attempt.verdict == "accepted"
+        outcome = "accepted" if ok else ("rejected" if attempt.verdict == "rejected" else "failed")
+        if self.metrics is not None:
+            self.metrics.submissions.inc(target.name, outcome)
+        if not ok:
+            _log().warning("submit_failed", target=target.display, error=attempt.error,
+                           attempts=attempts, signature=signature)
+        return TargetResult(target.name, ok, attempt.error, attempts)
+
+    async def close(self, grace: float = 1.0) -> None:
+        """Stop keep-warm, let in-flight sends finish for up to ``grace`` s, close sessions."""
+        if self._keep_warm is not None:
+            self._keep_warm.cancel()
+            await asyncio.gather(self._keep_warm, return_exceptions=True)
+            self._keep_warm = None
+        if self._tasks:
+            _, late = await asyncio.wait(set(self._tasks), timeout=grace)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
+        for session in self._sessions.values():
+            await session.close()
+        self._sessions.clear()
+
+    async def __aenter__(self) -> Submitter:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+
+def _result_of(task: asyncio.Task[TargetResult], name: str) -> TargetResult:
+    if task.cancelled():
+        return TargetResult(name, False, "cancelled", 0)
+    return task.result()
+
+
+# --- confirmation RPC ---------------------------------------------------------
+
+
+class RpcError(Exception):
+    """An RPC read failed (transport, HTTP status or JSON-RPC error); message has no secrets."""
+
+
+class Confirmer:
+    """JSON-RPC reads on the submitter's RPC session."""
+
+    def __init__(self, submitter: Submitter) -> None:
+        self._submitter = submitter
+        self.target = submitter.rpc
+
+    async def call(self, method: str, params: Sequence[Any] = ()) -> Any:
+        """One JSON-RPC call; the ``result``, or ``RpcError``."""
+        body = _encode({"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)})
+        session = self._submitter.session(self.target.name)
+        try:
+            async with session.post(self.target.url, data=body) as response:
+                payload = await response.read()
+                status = response.status
+        except TimeoutError:
+            raise RpcError(f"{method}: timeout") from None
+        except aiohttp.ClientError as exc:
+            raise RpcError(f"{method}: connection error: {type(exc).__name__}") from None
+        return _rpc_result(method, status, payload)
+
+    async def signature_statuses(self, signatures: Sequence[str]) -> list[SignatureStatus | None]:
+        result = await self.call("getSignatureStatuses",
+                                 [list(signatures), {"searchTransactionHistory": True}])
+        return [None if v is None else SignatureStatus.from_json(v) for v in result["value"]]
+
+    async def signature_status(self, signature: str) -> SignatureStatus | None:
+        return (await self.signature_statuses([signature]))[0]
+
+    async def is_blockhash_valid(self, blockhash: str) -> bool:
+        result = await self.call("isBlockhashValid", [blockhash, {"commitment": "processed"}])
+        return bool(result["value"])
+
+    async def latest_blockhash(self) -> tuple[str, int]:
+        """(blockhash, lastValidBlockHeight) at processed commitment."""
+        result = await self.call("getLatestBlockhash", [{"commitment": "processed"}])
+        value = result["value"]
+        return str(value["blockhash"]), int(value["lastValidBlockHeight"])
+
+    async def block_height(self) -> int:
+        return int(await self.call("getBlockHeight", [{"commitment": "processed"}]))
+
+    async def health(self) -> bool:
+        try:
+            return bool(await self.call("getHealth") == "ok")
+        except RpcError:
+            return False
+
+
+def _rpc_result(method: str, status: int, payload: bytes) -> Any:
+    if status != 200:
+        raise RpcError(f"{method}: http {status}")
+    try:
+        reply = _decode_reply(payload)
+    except msgspec.DecodeError:
+        raise RpcError(f"{method}: malformed response") from None
+    if reply.error is not None:
+        message = REDACTOR.clean(reply.error.message)[:200]
+        raise RpcError(f"{method}: rpc {reply.error.code}: {message}")
+    return reply.result
+
+
+# --- land -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class LandResult:
+    """What became of one signed transaction."""
+
+    signature: str
+    outcome: Outcome
+    first_target: str | None
+    submit_latency: float | None
+    elapsed: float
+    rebroadcasts: int
+    rpc_errors: int
+    submit_errors: Mapping[str, str]
+
+    @property
+    def kind(self) -> str:
+        return self.outcome.kind
+
+
+OnSubmitted = Callable[[str, float], object]
+
+
+async def land(
+    signed_tx: bytes,
+    signature: str,
+    blockhash: str,
+    submitter: Submitter,
+    confirmer: Confirmer,
+    policy_params: LandingParams,
+    clock: Callable[[], float] = time.monotonic,
+    on_submitted: OnSubmitted | None = None,
+) -> LandResult:
+    """Submit ``signed_tx`` and follow it to an outcome (see ``landing.LandingPolicy``).
+
+    The same bytes are re-broadcast on the policy's cadence. ``on_submitted(target,
+    seconds)`` is called once, right after the first target accepts them.
+    """
+    lander = _Lander(signed_tx, signature, blockhash, submitter, confirmer,
+                     LandingPolicy(policy_params, clock()), clock, on_submitted)
+    return await lander.run()
+
+
+class _Lander:
+    """The I/O loop for one ``land`` call."""
+
+    def __init__(self, signed_tx: bytes, signature: str, blockhash: str, submitter: Submitter,
+                 confirmer: Confirmer, policy: LandingPolicy, clock: Callable[[], float],
+                 on_submitted: OnSubmitted | None) -> None:
+        self.signed_tx, self.signature, self.blockhash = signed_tx, signature, blockhash
+        self.submitter, self.confirmer, self.policy = submitter, confirmer, policy
+        self.clock, self.on_submitted = clock, on_submitted
+        self.first_target: str | None = None
+        self.submit_latency: float | None = None
+        self.submit_errors: Mapping[str, str] = {}
+        self.inflight: set[asyncio.Task[SubmitOutcome]] = set()
+
+    async def run(self) -> LandResult:
+        try:
+            self._record(await self._submit())
+            while True:
+                self._collect_rebroadcasts()
+                action = self.policy.next_action(self.clock())
+                if isinstance(action, Done):
+                    return self._result(action.outcome)
+                await self._perform(action)
+        finally:
+            for task in self.inflight:
+                task.cancel()
+            await asyncio.gather(*self.inflight, return_exceptions=True)
+
+    def _submit(self) -> Coroutine[Any, Any, SubmitOutcome]:
+        deadline = time.monotonic() + self.policy.params.rebroadcast_interval
+        return self.submitter.submit(self.signed_tx, self.signature, deadline)
+
+    async def _perform(self, action: Poll | Rebroadcast | CheckBlockhash | Wait) -> None:
+        if isinstance(action, Wait):
+            await asyncio.sleep(max(0.0, action.until - self.clock()))
+        elif isinstance(action, Rebroadcast):
+            self.inflight.add(asyncio.get_running_loop().create_task(self._submit()))
+        elif isinstance(action, Poll):
+            await self._poll()
+        else:
+            await self._check_blockhash()
+
+    async def _poll(self) -> None:
+        try:
+            status = await self.confirmer.signature_status(self.signature)
+        except RpcError as exc:
+            _log().debug("confirm_poll_failed", signature=self.signature, error=str(exc))
+            self.policy.on_rpc_error(self.clock())
+        else:
+            self.policy.on_status(status, self.clock())
+
+    async def _check_blockhash(self) -> None:
+        try:
+            valid = await self.confirmer.is_blockhash_valid(self.blockhash)
+        except RpcError as exc:
+            _log().debug("blockhash_check_failed", signature=self.signature, error=str(exc))
+            self.policy.on_rpc_error(self.clock())
+        else:
+            self.policy.on_blockhash_valid(valid, self.clock())
+
+    def _collect_rebroadcasts(self) -> None:
+        for task in [t for t in self.inflight if t.done()]:
+            self.inflight.discard(task)
+            if not task.cancelled():
+                self._record(task.result())
+
+    def _record(self, outcome: SubmitOutcome) -> None:
+        self.policy.on_submit_result(outcome.ok, self.clock())
+        if not outcome.ok:
+            self.submit_errors = outcome.errors
+            return
+        if self.first_target is None and outcome.target is not None:
+            self.first_target = outcome.target
+            self.submit_latency = self.clock() - self.policy.started
+            self._notify(outcome.target, self.submit_latency)
+
+    def _notify(self, target: str, latency: float) -> None:
+        if self.on_submitted is None:
+            return
+        try:
+            self.on_submitted(target, latency)
+        except Exception:
+            _log().exception("on_submitted_failed", signature=self.signature)
+
+    def _result(self, outcome: Outcome) -> LandResult:
+        _log().info("land_outcome", signature=self.signature, outcome=outcome.kind,
+                 target=self.first_target, rebroadcasts=self.policy.rebroadcasts,
+                 rpc_errors=self.policy.rpc_errors)
+        return LandResult(
+            signature=self.signature,
+            outcome=outcome,
+            first_target=self.first_target,
+            submit_latency=self.submit_latency,
+            elapsed=self.clock() - self.policy.started,
+            rebroadcasts=self.policy.rebroadcasts,
+            rpc_errors=self.policy.rpc_errors,
+            submit_errors=self.submit_errors,
+        )
+
+
+class Sender:
+    """The executor's entry point: submitter, confirmer and landing params together."""
+
+    def __init__(self, submitter: Submitter, params: LandingParams) -> None:
+        self.submitter = submitter
+        self.confirmer = Confirmer(submitter)
+        self.params = params
+
+    @classmethod
+    def from_config(cls, send: SendConfig, rpc: RpcConfig,
+                    metrics: Metrics | None = None) -> Sender:
+        return cls(Submitter.from_config(send, rpc, metrics), LandingParams.from_config(send))
+
+    async def start(self) -> None:
+        await self.submitter.start()
+
+    async def close(self) -> None:
+        await self.submitter.close()
+
+    async def land_result(self, signed_tx: bytes, signature: str, blockhash: str,
+                          on_submitted: OnSubmitted | None = None) -> LandResult:
+        return await land(signed_tx, signature, blockhash, self.submitter, self.confirmer,
+                          self.params, on_submitted=on_submitted)
+
+    async def land(self, signed_tx: bytes, signature: str, blockhash: str,
+                   on_submitted: OnSubmitted | None = None) -> Outcome:
+        """``land`` for the executor's ``Lander`` protocol: just the outcome."""
+        result = await self.land_result(signed_tx, signature, blockhash, on_submitted)
+        return result.outcome
+
+    async def submit_once(self, signed_tx: bytes, signature: str) -> bool:
+        """One fan-out (transient failures retried for one rebroadcast interval)."""
+        deadline = time.monotonic() + self.params.rebroadcast_interval
+        return (await self.submitter.submit(signed_tx, signature, deadline)).ok

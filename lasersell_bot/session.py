@@ -256,14 +256,13 @@ class Session:
         deadline_retry_sec: float | None = None,
     ) -> list[Action]:
         """New global strategy and deadline; deadlines it makes due are returned at once."""
-        retry_sec = self._desired.deadline_retry_sec if deadline_retry_sec is None else (
-            deadline_retry_sec
-        )
+        if deadline_retry_sec is None:
+            deadline_retry_sec = self._desired.deadline_retry_sec
         self._desired = msgspec.structs.replace(
             self._desired,
             strategy=strategy,
             deadline_timeout_sec=deadline_timeout_sec,
-            deadline_retry_sec=retry_sec,
+            deadline_retry_sec=deadline_retry_sec,
         )
         for position_id in self._positions:
             self._schedule_deadline(position_id)
@@ -314,13 +313,19 @@ class Session:
 
     # ----------------------------------------------------------- connection lifecycle
 
-    def on_connection_opened(self, now_ms: int) -> None:
-        """A new socket is open (configure goes out now): every known position is unconfirmed."""
+    def on_connection_opened(self, now_ms: int) -> list[ClientMessage]:
+        """A socket just opened: returns ``configure_messages()``, to be written first.
+
+        Every known position becomes unconfirmed until the server re-emits it. Call
+        this when the socket opens (it fits ``StreamClient(configure_messages=...)``),
+        so updates made before ``hello_ok`` are sent rather than lost.
+        """
         self._link_open = True
         self._ready = False
         self._reconcile_close_ms = None
         for tracking in self._tracking.values():
             tracking.confirmed = False
+        return self.configure_messages()
 
     def on_connection_lost(self, now_ms: int) -> None:
         self._link_open = False
@@ -346,7 +351,7 @@ class Session:
 
     def _on_hello_ok(self, hello: HelloOk, now_ms: int) -> list[Action]:
         if not self._link_open:
-            self.on_connection_opened(now_ms)
+            self.on_connection_opened(now_ms)  # the I/O layer skipped it; configure went out
         self._ready = True
         self.session_id = hello.session_id
         self.limits = hello.limits

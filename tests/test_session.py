@@ -389,6 +389,21 @@ def test_reconcile_window_starts_at_hello_ok(session: Session) -> None:
     assert len(session.on_tick(10_000 + RECONCILE_MS)) == 1
 
 
+def test_hello_ok_without_connection_opened_still_reconciles(session: Session) -> None:
+    open_position(session, 1, now_ms=0)
+    session.on_connection_lost(100)
+    session.on_message(frame("hello_ok"), 200)
+    assert session.stats().positions_unconfirmed == 1
+    assert [type(a) for a in session.on_tick(200 + RECONCILE_MS)] == [PositionDropped]
+
+
+def test_set_strategy_can_change_the_retry_interval(session: Session) -> None:
+    open_position(session, 1, now_ms=0)
+    session.set_strategy(STRATEGY, TIMEOUT_MS / 1000, now_ms=1, deadline_retry_sec=2)
+    session.on_tick(TIMEOUT_MS)
+    assert session.next_wakeup_ms() == TIMEOUT_MS + 2_000
+
+
 def test_first_connect_has_nothing_to_reconcile() -> None:
     fresh = make_session(timeout_sec=0)
     connect(fresh)
@@ -427,6 +442,23 @@ def test_configure_messages_reflect_every_later_update(session: Session) -> None
     )
     assert configure.deadline_timeout_sec is None
     assert rest == [UpdatePositionStrategy(position_id=2, strategy=override)]
+
+
+def test_connection_opened_returns_the_configure_messages(session: Session) -> None:
+    open_position(session, 1, now_ms=0)
+    session.set_position_strategy(1, STRATEGY)
+    session.on_connection_lost(1)
+    session.set_wallets(["W2"])
+    messages = session.on_connection_opened(2)
+    assert messages == session.configure_messages()
+    assert [type(m) for m in messages] == [Configure, UpdatePositionStrategy]
+    assert isinstance(messages[0], Configure) and messages[0].wallet_pubkeys == ["W2"]
+
+
+def test_update_between_socket_open_and_hello_ok_is_sent(session: Session) -> None:
+    session.on_connection_lost(1)
+    session.on_connection_opened(2)
+    assert sent(session.set_wallets(["W3"])) == [UpdateWallets(wallet_pubkeys=["W3"])]
 
 
 def test_override_of_a_closed_position_is_not_replayed(session: Session) -> None:

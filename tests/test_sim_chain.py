@@ -73,8 +73,9 @@ class Market:
         return sign_for_tests(b64, self.wallet)
 
 
-def make_market(token_program: Pubkey = TOKEN_PROGRAM_ID) -> Market:
-    chain = SimChain()
+def make_market(chain: SimChain | None = None, token_program: Pubkey = TOKEN_PROGRAM_ID) -> Market:
+    """A funded wallet holding ``HELD`` units of a fresh mint priced at ``PRICE``."""
+    chain = chain or SimChain()
     wallet = Keypair()
     chain.fund(wallet.pubkey(), 10 * 10**9)
     mint = chain.create_mint(6, token_program)
@@ -305,7 +306,7 @@ def test_malformed_swap_memo_fails_with_invalid_instruction_data(market: Market)
 
 
 def test_token_2022_sell_keeps_account_extensions() -> None:
-    market = make_market(TOKEN_2022_PROGRAM_ID)
+    market = make_market(token_program=TOKEN_2022_PROGRAM_ID)
     account_before = market.chain.svm.get_account(market.holding)
     assert account_before is not None and len(account_before.data) > 165
     assert market.chain.submit(market.sell(1000, 0)).refused is None

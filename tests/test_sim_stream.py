@@ -471,26 +471,22 @@ async def test_take_profit_exit_with_decodable_tx_then_close(
     assert (closed.position_id, closed.reason) == (pid, "target_profit")
 
 
-async def test_stop_loss_exit(server: SimStreamServer, connect: Any, wallet: str) -> None:
-    client = await configured(connect, wallet)
-    pid = await opened(server, client, wallet)
-    await server.set_profit_pct(pid, -19)
-    await client.expect_none(ExitSignalWithTx)
-    await server.set_profit_pct(pid, -21)
-    assert (await client.expect(ExitSignalWithTx)).reason == "stop_loss"
-
-
-async def test_trailing_stop_from_the_peak(
-    server: SimStreamServer, connect: Any, wallet: str
+@pytest.mark.parametrize(("strategy", "quiet_path", "trigger_pct", "reason"), [
+    (TP_SL, [10, -19], -21, "stop_loss"),
+    (Strategy(100, 50, trailing_stop_pct=5), [10, 30, 26], 24.5, "trailing_stop"),
+    (Strategy(0, 0, breakeven_trail_pct=20), [25, 5], -0.5, "breakeven"),
+])
+async def test_exit_fires_only_once_the_threshold_is_crossed(
+    server: SimStreamServer, connect: Any, wallet: str,
+    strategy: Strategy, quiet_path: list[float], trigger_pct: float, reason: str,
 ) -> None:
-    strategy = Strategy(target_profit_pct=100, stop_loss_pct=50, trailing_stop_pct=5)
     client = await configured(connect, wallet, strategy)
     pid = await opened(server, client, wallet)
-    await server.play_path(pid, price_path(ENTRY, [10, 30, 26]))
+    await server.play_path(pid, price_path(ENTRY, quiet_path))
     await client.expect_none(ExitSignalWithTx)
-    await server.set_profit_pct(pid, 24.5)
+    await server.set_profit_pct(pid, trigger_pct)
     signal = await client.expect(ExitSignalWithTx)
-    assert signal.reason == "trailing_stop" and signal.sell_tokens is None
+    assert (signal.reason, signal.sell_tokens, signal.level_index) == (reason, None, None)
 
 
 LADDER = Strategy(0, 0, take_profit_levels=[
@@ -605,19 +601,13 @@ async def test_close_position_stops_signals(
     assert (await client.expect(ErrorMsg)).code == "position_not_found"
 
 
-async def test_graduation_and_breakeven_exits(
-    server: SimStreamServer, connect: Any, wallet: str
-) -> None:
-    client = await configured(connect, wallet, Strategy(0, 0, sell_on_graduation=True,
-                                                        breakeven_trail_pct=20))
-    graduating = await opened(server, client, wallet)
-    await server.graduate(graduating)
-    assert (await client.expect(ExitSignalWithTx)).reason == "graduation"
+async def test_graduation_exit(server: SimStreamServer, connect: Any, wallet: str) -> None:
+    client = await configured(connect, wallet, Strategy(0, 0, sell_on_graduation=True))
     pid = await opened(server, client, wallet)
-    await server.play_path(pid, price_path(ENTRY, [25, 5]))
-    await client.expect_none(ExitSignalWithTx)
-    await server.set_profit_pct(pid, -0.5)
-    assert (await client.expect(ExitSignalWithTx)).reason == "breakeven"
+    await server.set_profit_pct(pid, 300)
+    await client.expect_none(ExitSignalWithTx, within=0.1)
+    await server.graduate(pid)
+    assert (await client.expect(ExitSignalWithTx)).reason == "graduation"
 
 
 async def test_update_wallets_announces_added_and_drops_removed(

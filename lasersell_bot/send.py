@@ -640,38 +640,3 @@ class _Lander:
             submit_errors=self.submit_errors,
         )
 
-
-class Sender:
-    """The executor's entry point: submitter, confirmer and landing params together."""
-
-    def __init__(self, submitter: Submitter, params: LandingParams) -> None:
-        self.submitter = submitter
-        self.confirmer = Confirmer(submitter)
-        self.params = params
-
-    @classmethod
-    def from_config(cls, send: SendConfig, rpc: RpcConfig,
-                    metrics: Metrics | None = None) -> Sender:
-        return cls(Submitter.from_config(send, rpc, metrics), LandingParams.from_config(send))
-
-    async def start(self) -> None:
-        await self.submitter.start()
-
-    async def close(self) -> None:
-        await self.submitter.close()
-
-    async def land_result(self, signed_tx: bytes, signature: str, blockhash: str,
-                          on_submitted: OnSubmitted | None = None) -> LandResult:
-        return await land(signed_tx, signature, blockhash, self.submitter, self.confirmer,
-                          self.params, on_submitted=on_submitted)
-
-    async def land(self, signed_tx: bytes, signature: str, blockhash: str,
-                   on_submitted: OnSubmitted | None = None) -> Outcome:
-        """``land`` for the executor's ``Lander`` protocol: just the outcome."""
-        result = await self.land_result(signed_tx, signature, blockhash, on_submitted)
-        return result.outcome
-
-    async def submit_once(self, signed_tx: bytes, signature: str) -> bool:
-        """One fan-out (transient failures retried for one rebroadcast interval)."""
-        deadline = time.monotonic() + self.params.rebroadcast_interval
-        return (await self.submitter.submit(signed_tx, signature, deadline)).ok

@@ -18,7 +18,6 @@ from lasersell_bot.metrics import Metrics
 from lasersell_bot.send import (
     Confirmer,
     RpcError,
-    Sender,
     Submitter,
     Target,
     land,
@@ -353,17 +352,3 @@ async def test_land_unknown_when_rpc_unreachable(fake: FakeRpc) -> None:
     assert result.outcome == Unknown(reason="rpc_unreachable")
     assert result.rpc_errors > 5 and 0.5 <= result.elapsed < 3.0
 
-
-async def test_sender_facade_from_config(fake: FakeRpc) -> None:
-    land_after(fake, 1, lambda: confirmed(58))
-    send = SendConfig(mode="rpc", confirm_poll_ms=20, rebroadcast_interval_ms=100,
-                      confirm_timeout_sec=5.0)
-    sender = Sender.from_config(send, RpcConfig(url=fake.url("/")))
-    await sender.start()
-    try:
-        tx, sig = fake_tx(25)
-        assert await sender.submit_once(tx, sig)
-        assert await sender.land(tx, sig, BLOCKHASH) == Landed(slot=58)
-    finally:
-        await sender.close()
-    assert sender.params.poll_interval == 0.02

@@ -20,9 +20,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import time
-from collections.abc import Callable, Coroutine, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 from urllib.parse import parse_qsl, urlsplit
 
 import aiohttp
@@ -519,6 +519,7 @@ class LandResult:
 
 
 OnSubmitted = Callable[[str, float], object]
+_T = TypeVar("_T")
 
 
 async def land(
@@ -579,27 +580,21 @@ class _Lander:
         elif isinstance(action, Rebroadcast):
             self.inflight.add(asyncio.get_running_loop().create_task(self._submit()))
         elif isinstance(action, Poll):
-            await self._poll()
+            await self._ask(self.confirmer.signature_status(self.signature),
+                            self.policy.on_status)
         else:
-            await self._check_blockhash()
+            await self._ask(self.confirmer.is_blockhash_valid(self.blockhash),
+                            self.policy.on_blockhash_valid)
 
-    async def _poll(self) -> None:
+    async def _ask(self, read: Awaitable[_T], feed: Callable[[_T, float], None]) -> None:
+        """Await one RPC read and feed its answer (or its failure) to the policy."""
         try:
-            status = await self.confirmer.signature_status(self.signature)
+            answer = await read
         except RpcError as exc:
-            _log().debug("confirm_poll_failed", signature=self.signature, error=str(exc))
+            _log().debug("rpc_read_failed", signature=self.signature, error=str(exc))
             self.policy.on_rpc_error(self.clock())
         else:
-            self.policy.on_status(status, self.clock())
-
-    async def _check_blockhash(self) -> None:
-        try:
-            valid = await self.confirmer.is_blockhash_valid(self.blockhash)
-        except RpcError as exc:
-            _log().debug("blockhash_check_failed", signature=self.signature, error=str(exc))
-            self.policy.on_rpc_error(self.clock())
-        else:
-            self.policy.on_blockhash_valid(valid, self.clock())
+            feed(answer, self.clock())
 
     def _collect_rebroadcasts(self) -> None:
         for task in [t for t in self.inflight if t.done()]:

@@ -35,6 +35,7 @@ from lasersell_bot.sim.chain import (
 from lasersell_bot.sim.txbuild import (
     DEFAULT_CU_LIMIT,
     DEFAULT_CU_PRICE_MICRO_LAMPORTS,
+    SWAP_INSTRUCTION_INDEX,
     ChainTxFactory,
     build_buy_tx,
     build_sell_tx,
@@ -135,13 +136,16 @@ def test_sell_tx_is_unsigned_v0_with_wallet_as_only_signer(market: Market) -> No
     assert tx.signatures == [Signature.default()]
     assert message.account_keys[0] == market.wallet.pubkey()
     programs = [message.account_keys[ix.program_id_index] for ix in message.instructions]
-    assert programs == [COMPUTE_BUDGET, COMPUTE_BUDGET, MEMO_PROGRAM_ID, SYSTEM]
-    assert str(message.account_keys[message.instructions[3].accounts[1]]) in HELIUS_TIP_ACCOUNTS
-    memo = bytes(message.instructions[2].data).decode()
+    assert programs == [COMPUTE_BUDGET, COMPUTE_BUDGET, ASSOCIATED_TOKEN_PROGRAM_ID,
+                        MEMO_PROGRAM_ID, SYSTEM]
+    # Like a real DEX sell, the mint is a static account key (the guard requires it).
+    assert {market.mint, market.holding} <= set(message.account_keys)
+    assert str(message.account_keys[message.instructions[4].accounts[1]]) in HELIUS_TIP_ACCOUNTS
+    memo = bytes(message.instructions[SWAP_INSTRUCTION_INDEX].data).decode()
     assert memo == f"lasersell-sim:v1:sell:{market.mint}:10:0"
 
 
-def test_buy_tx_creates_ata_first_and_tip_is_optional(market: Market) -> None:
+def test_buy_tx_creates_ata_before_the_swap_and_tip_is_optional(market: Market) -> None:
     b64 = build_buy_tx(market.chain, market.wallet.pubkey(), market.mint, 10**6, 1, 0)
     message = VersionedTransaction.from_bytes(base64.b64decode(b64)).message
     programs = [message.account_keys[ix.program_id_index] for ix in message.instructions]
@@ -258,7 +262,8 @@ def test_slippage_failure_charges_fee_and_reports_custom_6003(market: Market) ->
     assert result.refused is None
     [status] = chain.signature_statuses([result.signature])
     assert status is not None
-    assert status["err"] == {"InstructionError": [2, {"Custom": SLIPPAGE_ERROR_CODE}]}
+    assert status["err"] == {
+        "InstructionError": [SWAP_INSTRUCTION_INDEX, {"Custom": SLIPPAGE_ERROR_CODE}]}
     assert status["status"] == {"Err": status["err"]}
     assert chain.balance(wallet) == lamports_before - expected_fee()
     assert chain.balance(TIP) == tip_before
@@ -291,7 +296,8 @@ def test_duplicate_of_failed_tx_is_not_charged_twice(market: Market) -> None:
 def test_selling_more_than_held_fails_like_spl_token(market: Market) -> None:
     result = market.chain.submit(market.sell(HELD + 1, 0))
     status = market.chain.signature_statuses([result.signature])[0]
-    assert status is not None and status["err"] == {"InstructionError": [2, {"Custom": 1}]}
+    assert status is not None
+    assert status["err"] == {"InstructionError": [SWAP_INSTRUCTION_INDEX, {"Custom": 1}]}
 
 
 def test_malformed_swap_memo_fails_with_invalid_instruction_data(market: Market) -> None:
@@ -302,7 +308,8 @@ def test_malformed_swap_memo_fails_with_invalid_instruction_data(market: Market)
     result = market.chain.submit(sign_for_tests(broken, market.wallet))
     status = market.chain.signature_statuses([result.signature])[0]
     assert status is not None
-    assert status["err"] == {"InstructionError": [2, "InvalidInstructionData"]}
+    assert status["err"] == {"InstructionError": [SWAP_INSTRUCTION_INDEX,
+                                                  "InvalidInstructionData"]}
 
 
 def test_token_2022_sell_keeps_account_extensions() -> None:
@@ -349,7 +356,8 @@ def test_buy_slippage_failure_rolls_back_ata_creation(market: Market) -> None:
     result = chain.submit(sign_for_tests(b64, buyer))
     status = chain.signature_statuses([result.signature])[0]
     assert status is not None
-    assert status["err"] == {"InstructionError": [3, {"Custom": SLIPPAGE_ERROR_CODE}]}
+    assert status["err"] == {
+        "InstructionError": [SWAP_INSTRUCTION_INDEX, {"Custom": SLIPPAGE_ERROR_CODE}]}
     assert chain.svm.get_account(chain.token_account(buyer.pubkey(), market.mint)) is None
     assert chain.balance(buyer.pubkey()) == 10**9 - expected_fee()
 
@@ -364,7 +372,7 @@ def test_chain_tx_factory_builds_settleable_signals(market: Market) -> None:
     position = Position(str(market.wallet.pubkey()), str(market.mint))
     exit_b64 = factory.build_exit(position, 1000, 500, "helius_sender", 2000)
     message = VersionedTransaction.from_bytes(base64.b64decode(exit_b64)).message
-    assert len(message.instructions) == 4  # with the tip
+    assert len(message.instructions) == 6  # with the tip
     result = market.chain.submit(sign_for_tests(exit_b64, market.wallet))
     assert market.chain.settlement(result.signature) is not None
     buy_b64 = factory.build_mirror_buy(str(market.wallet.pubkey()), str(market.mint), 10**6,
@@ -388,7 +396,8 @@ def test_simulate_changes_nothing_and_reports_swap_failure(market: Market) -> No
     signed = market.sell(HELD // 2, 10**15)
     sim = market.chain.simulate(signed)
     assert sim.err is not None
-    assert sim.err.json == {"InstructionError": [2, {"Custom": SLIPPAGE_ERROR_CODE}]}
+    assert sim.err.json == {
+        "InstructionError": [SWAP_INSTRUCTION_INDEX, {"Custom": SLIPPAGE_ERROR_CODE}]}
     assert sim.fee == expected_fee()
     assert any("lasersell-sim:v1:sell" in line for line in sim.logs)
     assert market.chain.token_balance(market.holding) == HELD

@@ -23,7 +23,7 @@ from spl.token.constants import TOKEN_PROGRAM_ID
 
 from lasersell_bot.sim.chain import MAX_PROCESSING_AGE, SLIPPAGE_ERROR_CODE
 from lasersell_bot.sim.rpc import SimRpcServer, b58decode, b58encode
-from lasersell_bot.sim.txbuild import build_sell_tx
+from lasersell_bot.sim.txbuild import SWAP_INSTRUCTION_INDEX, build_sell_tx
 from tests.test_sim_chain import HELD, PRICE, Market, make_market
 
 
@@ -163,11 +163,11 @@ async def test_slippage_failure_is_reported_in_status(
     signed = market.sell(HELD // 2, int(HELD // 2 * PRICE))
     market.chain.set_price(market.mint, PRICE / 2)
     preflight = await rpc(http, server.url, "sendTransaction", send_params(signed, False))
-    slippage = {"InstructionError": [2, {"Custom": SLIPPAGE_ERROR_CODE}]}
+    slippage = {"InstructionError": [SWAP_INSTRUCTION_INDEX, {"Custom": SLIPPAGE_ERROR_CODE}]}
     assert preflight["error"]["code"] == -32002
     assert preflight["error"]["data"]["err"] == slippage
     assert preflight["error"]["message"] == (
-        "Transaction simulation failed: Error processing Instruction 2: "
+        "Transaction simulation failed: Error processing Instruction 3: "
         "custom program error: 0x1773")
     await rpc(http, server.url, "sendTransaction", send_params(signed))
     answer = await rpc(http, server.url, "getSignatureStatuses",

@@ -2,8 +2,11 @@
 
 The fee payer is the user's wallet, the only required signer; every signature
 slot is zero-filled. Instructions, in order: SetComputeUnitLimit,
-SetComputeUnitPrice, (buy only) ATA ``create_idempotent``, the swap memo that
-``SimChain`` settles, and a System transfer to a tip account when tipping.
+SetComputeUnitPrice, ATA ``create_idempotent`` for the wallet's token account
+(creates it for a buy, a no-op for a sell: either way the mint and the token
+account are among the static keys, as with a real DEX swap, which the guard
+checks), the swap memo that ``SimChain`` settles (``SWAP_INSTRUCTION_INDEX``),
+and a System transfer to a tip account when tipping.
 The result is standard base64 of a v0 message (no lookup tables), or a legacy
 message with ``legacy=True``: the stream carries both. ``ChainTxFactory`` plugs
 these builders into the simulated stream server (``sim.scenario.TxFactory``).
@@ -31,6 +34,8 @@ from lasersell_bot.sim.chain import SimChain, SwapOrder, memo_instruction, quote
 DEFAULT_CU_LIMIT: Final = 120_000
 DEFAULT_CU_PRICE_MICRO_LAMPORTS: Final = 50_000
 BPS_DENOMINATOR: Final = 10_000
+SWAP_INSTRUCTION_INDEX: Final = 3
+"""Where the swap memo sits; a failed swap reports ``InstructionError`` at this index."""
 
 
 def min_out_for(tokens: int, price: float, slippage_bps: int) -> int:
@@ -63,13 +68,11 @@ def build_sell_tx(
     legacy: bool = False,
 ) -> str:
     """Base64 of an unsigned sell of ``tokens`` for at least ``min_out`` lamports."""
-    swap = memo_instruction(SwapOrder("sell", mint, tokens, min_out).memo(), wallet)
-    instructions = [
-        *_compute_budget(cu_limit, cu_price_micro_lamports),
-        swap,
-        *_tip(wallet, tip_lamports, tip_account),
-    ]
-    return _unsigned_b64(chain, wallet, instructions, legacy)
+    return _swap_b64(
+        chain, wallet, SwapOrder("sell", mint, tokens, min_out),
+        _compute_budget(cu_limit, cu_price_micro_lamports),
+        _tip(wallet, tip_lamports, tip_account), legacy,
+    )
 
 
 def build_buy_tx(
@@ -86,13 +89,23 @@ def build_buy_tx(
     legacy: bool = False,
 ) -> str:
     """Base64 of an unsigned buy with ``lamports_in`` for at least ``min_tokens_out``."""
-    program = chain.token_program_of(mint)
-    swap = memo_instruction(SwapOrder("buy", mint, lamports_in, min_tokens_out).memo(), wallet)
+    return _swap_b64(
+        chain, wallet, SwapOrder("buy", mint, lamports_in, min_tokens_out),
+        _compute_budget(cu_limit, cu_price_micro_lamports),
+        _tip(wallet, tip_lamports, tip_account), legacy,
+    )
+
+
+def _swap_b64(
+    chain: SimChain, wallet: Pubkey, order: SwapOrder, budget: list[Instruction],
+    tip: list[Instruction], legacy: bool,
+) -> str:
+    program = chain.token_program_of(order.mint)
     instructions = [
-        *_compute_budget(cu_limit, cu_price_micro_lamports),
-        create_idempotent_associated_token_account(wallet, wallet, mint, program),
-        swap,
-        *_tip(wallet, tip_lamports, tip_account),
+        *budget,
+        create_idempotent_associated_token_account(wallet, wallet, order.mint, program),
+        memo_instruction(order.memo(), wallet),
+        *tip,
     ]
     return _unsigned_b64(chain, wallet, instructions, legacy)
 

@@ -168,13 +168,19 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
 
 def _add_init_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--output", "-o", default="lasersell-bot.toml")
+    parser.add_argument("--output", "-o",
+                        help="config file to write (default: lasersell-bot.toml)")
     parser.add_argument("--api-key", help="LaserSell API key (prefer LASERSELL_API_KEY)")
+    parser.add_argument("--astralane-api-key",
+                        help="Astralane key for --send-mode astralane "
+                             "(prefer LASERSELL_ASTRALANE_API_KEY)")
     parser.add_argument("--rpc-url")
     parser.add_argument("--keypair", help="existing keypair file (Solana CLI JSON)")
     parser.add_argument("--import-base58-file",
                         help="file holding a base58 secret to import into a new key file")
-    parser.add_argument("--new-keypair", metavar="PATH", help="generate a new keypair file here")
+    parser.add_argument("--new-keypair", metavar="PATH",
+                        help="generate a new keypair file here (with --import-base58-file: "
+                             "write the imported key here; default wallet.json beside the config)")
     parser.add_argument("--target-profit-pct", type=float)
     parser.add_argument("--stop-loss-pct", type=float)
     parser.add_argument("--send-mode", choices=["rpc", "helius_sender", "astralane"])

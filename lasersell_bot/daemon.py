@@ -236,6 +236,11 @@ class Daemon:
                 await asyncio.wait_for(self._wakeup.wait(), min(timeout, 1.0))
             self._dispatch(self.session.on_tick(_now_ms()), time.perf_counter_ns())
 
+    def set_position_strategy(self, position_id: int, strategy: protocol.Strategy) -> None:
+        """Override the strategy of one position (kept across reconnects)."""
+        self._dispatch(self.session.set_position_strategy(position_id, strategy),
+                       time.perf_counter_ns())
+
     # ----------------------------------------------------------------- reload
 
     def reload(self) -> None:

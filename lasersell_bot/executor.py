@@ -46,6 +46,7 @@ USD1_UNITS = 1_000_000
 TICK_SECONDS = 0.2
 # Rent for a new token account plus signature fees, allowed on top of a mirror buy.
 MIRROR_FEE_ALLOWANCE_LAMPORTS = 2_100_000
+UNKNOWN_RECHECK_SEC = 5.0
 
 
 class Lander(Protocol):
@@ -256,13 +257,28 @@ class Executor:
         if self._cfg.send.dry_run:
             self._finish_exit(attempt, attempt_id, Outcome.DRY_RUN, "dry_run", None, None)
             return
-        result = await self._lander.land(
-            signed.tx, signed.signature, signed.blockhash,
-            on_submitted=self._submitted_callback(attempt, attempt_id, signed.signature))
-        outcome, state = _exit_outcome(result)
+        result = await self._land_until_known(
+            signed, self._submitted_callback(attempt, attempt_id, signed.signature), attempt_id)
+        outcome, state = _exit_outcome(result, signed.tx)
         err = result.err if isinstance(result, landing.Failed) else None
         slot = result.slot if isinstance(result, landing.Landed | landing.Failed) else None
         self._finish_exit(attempt, attempt_id, outcome, state, err, slot)
+
+    async def _land_until_known(
+        self, signed: _Signed, on_submitted: Callable[[str, float], None] | None,
+        attempt_id: int,
+    ) -> landing.Outcome:
+        """Land ``signed``; while the outcome is unknown it may still land, so keep
+        re-broadcasting the same bytes (same signature: it cannot sell twice)."""
+        result = await self._lander.land(signed.tx, signed.signature, signed.blockhash,
+                                         on_submitted=on_submitted)
+        while isinstance(result, landing.Unknown):
+            self._journal.record_outcome(attempt_id, "unknown", err=result.reason)
+            log.error("tx_outcome_unknown", signature=signed.signature, reason=result.reason,
+                      detail="RPC cannot tell; re-checking the same transaction")
+            await asyncio.sleep(UNKNOWN_RECHECK_SEC)
+            result = await self._lander.land(signed.tx, signed.signature, signed.blockhash)
+        return result
 
     def _submitted_callback(
         self, attempt: _Attempt, attempt_id: int, signature: str
@@ -324,8 +340,9 @@ class Executor:
         err: Any = "no signed transaction recorded"
         if attempt.signed_tx_b64 and attempt.signature:
             signed = base64.b64decode(attempt.signed_tx_b64)
-            result = await self._lander.land(signed, attempt.signature, _blockhash_of(signed))
-            _, state = _exit_outcome(result)
+            stored = _Signed(signed, attempt.signature, _blockhash_of(signed))
+            result = await self._land_until_known(stored, None, attempt.attempt_id)
+            _, state = _exit_outcome(result, signed)
             err = result.err if isinstance(result, landing.Failed) else None
         self._journal.record_outcome(attempt.attempt_id, state, err=err)
         log.warning("pending_tx_resolved", kind=attempt.kind, position_id=attempt.position_id,
@@ -396,8 +413,8 @@ class Executor:
         log.info("tx_submitted", kind="mirror_buy", mint=signal.mint,
                  signature=signed.signature, signal_to_submit_ms=round(latency_ms, 3))
         self._notify("mirror_buy", f"mirror buy of {signal.mint} submitted")
-        result = await self._lander.land(signed.tx, signed.signature, signed.blockhash)
-        _, state = _exit_outcome(result)
+        result = await self._land_until_known(signed, None, attempt_id)
+        _, state = _exit_outcome(result, signed.tx)
         self._journal.record_outcome(attempt_id, state,
                                      err=result.err if isinstance(result, landing.Failed) else None)
         self._metrics.confirmations.inc(state)
@@ -472,16 +489,34 @@ def _blockhash_of(tx: bytes) -> str:
     return str(VersionedTransaction.from_bytes(tx).message.recent_blockhash)
 
 
-def _exit_outcome(result: landing.Outcome) -> tuple[Outcome, AttemptState]:
+def _exit_outcome(result: landing.Outcome, signed_tx: bytes) -> tuple[Outcome, AttemptState]:
+    """Map a known landing outcome (``_land_until_known`` never returns Unknown)."""
     if isinstance(result, landing.Landed):
         return Outcome.LANDED, "landed"
     if isinstance(result, landing.Failed):
-        slippage = landing.classify_error(result.err) == "slippage"
+        slippage = _classify(result.err, signed_tx) == "slippage"
         return (Outcome.FAILED_SLIPPAGE if slippage else Outcome.FAILED), "failed"
-    if isinstance(result, landing.Expired):
-        return Outcome.EXPIRED, "expired"
-    # Unknown: the RPC could not tell us for longer than any blockhash lives.
-    return Outcome.EXPIRED, "unknown"
+    return Outcome.EXPIRED, "expired"
+
+
+def _classify(err: Any, signed_tx: bytes) -> str:
+    """Exact slippage match when the failing instruction is a known DEX program;
+    otherwise any known DEX slippage code counts."""
+    message = VersionedTransaction.from_bytes(signed_tx).message
+    keys = message.account_keys
+    programs = [str(keys[ix.program_id_index]) for ix in message.instructions]
+    index = _failed_instruction(err)
+    if index is not None and index < len(programs) and programs[index] in landing.SLIPPAGE_CODES:
+        return landing.classify_error(err, programs)
+    return landing.classify_error(err)
+
+
+def _failed_instruction(err: Any) -> int | None:
+    if isinstance(err, dict):
+        detail = err.get("InstructionError")
+        if isinstance(detail, list) and detail and isinstance(detail[0], int):
+            return detail[0]
+    return None
 
 
 def _agreed_amount(watch: WatchWalletConfig, quote_input: str) -> int:

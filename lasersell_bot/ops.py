@@ -125,8 +125,10 @@ class Watchdog:
     A probe sleeps ``probe_interval`` seconds over and over; how late each wake-up
     is, is the loop lag. If the largest lag since the last ping decision is above
     ``lag_threshold_ms``, or ``is_healthy()`` is false or raises, the ping is
-    withheld so systemd restarts a daemon that is stuck. Without a watchdog
-    interval the task still measures lag, for ``/healthz``.
+    withheld so systemd restarts a daemon that is stuck. Without a systemd
+    watchdog (Docker, a terminal) the task still measures lag for ``/healthz`` and
+    calls ``is_healthy`` every ``check_interval`` seconds, so the daemon's
+    health-change hooks run there too.
     """
 
     def __init__(
@@ -136,11 +138,12 @@ class Watchdog:
         interval: float | None = None,
         probe_interval: float | None = None,
         lag_threshold_ms: float = 1000.0,
+        check_interval: float = 15.0,
     ) -> None:
         self._notifier = notifier
         self._interval = interval if interval is not None else notifier.watchdog_interval()
-        default_probe = min(0.5, self._interval / 4) if self._interval else 0.5
-        self._probe_interval = probe_interval or default_probe
+        self._check_interval = self._interval or check_interval
+        self._probe_interval = probe_interval or min(0.5, self._check_interval / 4)
         self._threshold_ms = lag_threshold_ms
         self._lag_ms = 0.0
         self._window_max_ms = 0.0
@@ -163,9 +166,9 @@ class Watchdog:
             due = loop.time() + self._probe_interval
             await asyncio.sleep(self._probe_interval)
             self._record_lag(max(0.0, loop.time() - due) * 1000)
-            if self._interval is not None and loop.time() >= next_ping:
+            if loop.time() >= next_ping:
                 self._decide(is_healthy)
-                next_ping = loop.time() + self._interval
+                next_ping = loop.time() + self._check_interval
 
     def _record_lag(self, lag_ms: float) -> None:
         self._lag_ms = lag_ms
@@ -174,6 +177,8 @@ class Watchdog:
     def _decide(self, is_healthy: Callable[[], bool]) -> None:
         reason = self._unhealthy_reason(is_healthy)
         self._window_max_ms = 0.0
+        if self._interval is None:
+            return
         if reason is None:
             self._notifier.watchdog()
             self.pings_sent += 1

@@ -128,34 +128,44 @@ def test_watchdog_interval(env: dict[str, str], expected: float | None) -> None:
     assert SdNotifier(env).watchdog_interval() == expected
 
 
-async def _run_for(watchdog: Watchdog, healthy: list[bool], seconds: float) -> None:
-    task = asyncio.create_task(watchdog.run(lambda: healthy[0]))
-    await asyncio.sleep(seconds)
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
+class RecordingNotifier(SdNotifier):
+    """Timestamps each WATCHDOG=1 on the sending side (the loop's own thread)."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        super().__init__(env)
+        self.pinged_at: list[float] = []
+
+    def watchdog(self) -> None:
+        self.pinged_at.append(time.monotonic())
+        super().watchdog()
+
+
+def assert_all_pings_arrived(notifier: RecordingNotifier, receiver: Receiver) -> None:
+    assert receiver.messages().count("WATCHDOG=1") == len(notifier.pinged_at)
 
 
 async def test_watchdog_pings_only_while_healthy(receiver: Receiver) -> None:
-    notifier = SdNotifier({"NOTIFY_SOCKET": receiver.env_value, "WATCHDOG_USEC": "100000"})
+    notifier = RecordingNotifier(
+        {"NOTIFY_SOCKET": receiver.env_value, "WATCHDOG_USEC": "100000"}
+    )
     watchdog = Watchdog(notifier, probe_interval=0.01)
     assert watchdog.interval == pytest.approx(0.05)
     healthy = [True]
     task = asyncio.create_task(watchdog.run(lambda: healthy[0]))
     await asyncio.sleep(0.3)
     healthy[0] = False
-    turned_unhealthy = time.monotonic()
+    pings_while_healthy = len(notifier.pinged_at)
     await asyncio.sleep(0.3)
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
-    stamps = [t for t, text in receiver.received if text == "WATCHDOG=1"]
-    assert len([t for t in stamps if t < turned_unhealthy]) >= 3
-    assert not [t for t in stamps if t > turned_unhealthy + 0.01]
+    assert pings_while_healthy >= 3
+    assert len(notifier.pinged_at) == pings_while_healthy == watchdog.pings_sent
     assert watchdog.pings_withheld >= 3
+    assert_all_pings_arrived(notifier, receiver)
 
 
 async def test_watchdog_withholds_ping_when_loop_blocked(receiver: Receiver) -> None:
-    notifier = SdNotifier({"NOTIFY_SOCKET": receiver.env_value})
+    notifier = RecordingNotifier({"NOTIFY_SOCKET": receiver.env_value})
     watchdog = Watchdog(notifier, interval=0.05, probe_interval=0.01, lag_threshold_ms=200)
     task = asyncio.create_task(watchdog.run(lambda: True))
     await asyncio.sleep(0.2)
@@ -171,20 +181,30 @@ async def test_watchdog_withholds_ping_when_loop_blocked(receiver: Receiver) -> 
     await asyncio.sleep(0.4)
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
-    stamps = [t for t, text in receiver.received if text == "WATCHDOG=1"]
-    start, end = block
+    stamps, (start, end) = notifier.pinged_at, block
     assert [t for t in stamps if t < start], "pinged before the block"
     assert not [t for t in stamps if start <= t <= end + 0.04], "pinged during/just after block"
     assert [t for t in stamps if t > end + 0.04], "pings resumed after the block"
     assert watchdog.pings_withheld >= 1
     assert watchdog.loop_lag_ms() < 200
+    assert_all_pings_arrived(notifier, receiver)
 
 
-async def test_watchdog_without_interval_only_measures_lag() -> None:
-    watchdog = Watchdog(SdNotifier({}), probe_interval=0.01)
+async def test_watchdog_without_systemd_measures_lag_and_checks_health() -> None:
+    watchdog = Watchdog(SdNotifier({}), probe_interval=0.01, check_interval=0.03)
     assert watchdog.interval is None
-    await _run_for(watchdog, [True], 0.1)
-    assert watchdog.pings_sent == 0
+    calls: list[float] = []
+
+    def healthy() -> bool:
+        calls.append(time.monotonic())
+        return True
+
+    task = asyncio.create_task(watchdog.run(healthy))
+    await asyncio.sleep(0.2)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    assert (watchdog.pings_sent, watchdog.pings_withheld) == (0, 0)
+    assert 3 <= len(calls) <= 9
     assert 0 <= watchdog.loop_lag_ms() < 1000
 
 

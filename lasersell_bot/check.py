@@ -69,7 +69,8 @@ class Report:
         except StepFailed as exc:
             return self.add("FAIL", name, str(exc))
         except TimeoutError:
-            return self.add("FAIL", name, f"no answer within {timeout:g} s")
+            budget = "in time" if timeout is None else f"within {timeout:g} s"
+            return self.add("FAIL", name, f"no answer {budget}")
         except Exception as exc:  # a check reports any failure as a line, never a traceback
             return self.add("FAIL", name, f"{type(exc).__name__}: {exc}")
         return self.add("OK", name, detail)

@@ -176,10 +176,15 @@ def field_problem(key: str, **sections: object) -> str | None:
 # --------------------------------------------------------------------------- answers
 
 
-def parse_output(text: str) -> Path:
+def absolute_path(text: str) -> Path:
+    """A user-typed path (``~`` expanded) made absolute; empty text is refused."""
     if not text:
         raise ValueError("a file path is required")
-    path = Path(os.path.abspath(Path(text).expanduser()))
+    return Path(os.path.abspath(Path(text).expanduser()))
+
+
+def parse_output(text: str) -> Path:
+    path = absolute_path(text)
     if path.is_dir():
         raise ValueError(f"{path} is a directory; give a file path")
     return path
@@ -245,9 +250,7 @@ class KeySource:
 
 
 def parse_existing_key(text: str) -> KeySource:
-    if not text:
-        raise ValueError("a keypair file path is required")
-    path = Path(os.path.abspath(Path(text).expanduser()))
+    path = absolute_path(text)
     try:
         keypair = load_keypair(path)
     except WalletError as exc:
@@ -256,9 +259,7 @@ def parse_existing_key(text: str) -> KeySource:
 
 
 def parse_new_key_path(text: str) -> Path:
-    if not text:
-        raise ValueError("a file path is required")
-    path = Path(os.path.abspath(Path(text).expanduser()))
+    path = absolute_path(text)
     if path.exists():
         raise ValueError(f"{path} already exists; init never overwrites a key file")
     return path
@@ -266,9 +267,7 @@ def parse_new_key_path(text: str) -> Path:
 
 def parse_base58_file(text: str) -> tuple[Path, Keypair]:
     """Read a base58 secret (64-byte key or 32-byte seed) without showing any of it."""
-    if not text:
-        raise ValueError("a file path is required")
-    path = Path(os.path.abspath(Path(text).expanduser()))
+    path = absolute_path(text)
     try:
         secret_text = path.read_text(encoding="utf-8").strip()
     except (OSError, UnicodeDecodeError) as exc:

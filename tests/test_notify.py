@@ -17,10 +17,11 @@ from aiohttp import web
 
 from lasersell_bot.config import NotifyConfig
 from lasersell_bot.logs import configure_logging
-from lasersell_bot.metrics import Metrics
+from lasersell_bot.metrics import Counter, Metrics
 from lasersell_bot.notify import (
     MAX_TEXT_CHARS,
     Notifier,
+    NotifyKind,
     format_message,
     parse_retry_after,
     retry_delay,
@@ -102,11 +103,24 @@ def make_notifier(
     return Notifier(cfg, metrics, telegram_api_base=api.base, **kwargs)
 
 
+async def deliver(notifier: Notifier, kind: NotifyKind, *texts: str) -> None:
+    """Start ``notifier``, queue ``texts``, and stop (which drains)."""
+    await notifier.start()
+    for text in texts:
+        assert notifier.notify(kind, text)
+    await notifier.stop()
+
+
+def sent_total(metrics: Metrics, channel: str, outcome: str) -> float:
+    """``lasersell_bot_notify_sent_total{channel, outcome}`` as exported."""
+    [counter] = [m for m in metrics.all() if m.name == "lasersell_bot_notify_sent_total"]
+    assert isinstance(counter, Counter)
+    return counter.get(channel, outcome)
+
+
 async def test_delivers_to_webhook_and_telegram(api: FakeApi) -> None:
     notifier = make_notifier(api, telegram=True)
-    await notifier.start()
-    assert notifier.notify("exit_landed", "sold 50% of BONK, +0.8 SOL")
-    await notifier.stop()
+    await deliver(notifier, "exit_landed", "sold 50% of BONK, +0.8 SOL")
     text = "Exit landed: sold 50% of BONK, +0.8 SOL"
     [webhook] = api.channel_hits("webhook")
     assert (webhook.path, webhook.json) == (WEBHOOK_PATH, {"content": text, "text": text})
@@ -118,10 +132,7 @@ async def test_delivers_to_webhook_and_telegram(api: FakeApi) -> None:
 
 async def test_rate_limit_spaces_messages(api: FakeApi) -> None:
     notifier = make_notifier(api, min_interval=0.15)
-    await notifier.start()
-    for index in range(4):
-        notifier.notify("mirror_buy", f"buy {index}")
-    await notifier.stop()
+    await deliver(notifier, "mirror_buy", *(f"buy {index}" for index in range(4)))
     stamps = [hit.at for hit in api.hits]
     assert len(stamps) == 4
     gaps = [later - earlier for earlier, later in itertools.pairwise(stamps)]
@@ -139,9 +150,7 @@ async def test_rate_limit_spaces_messages(api: FakeApi) -> None:
 async def test_429_retry_after_is_honoured(api: FakeApi, telegram: bool, reply: Reply) -> None:
     notifier = make_notifier(api, webhook=not telegram, telegram=telegram)
     api.script["telegram" if telegram else "webhook"].append(reply)
-    await notifier.start()
-    notifier.notify("exit_failed", "gave up after 3 tries")
-    await notifier.stop()
+    await deliver(notifier, "exit_failed", "gave up after 3 tries")
     first, second = (hit.at for hit in api.hits)
     assert len(api.hits) == 2
     assert second - first >= 0.95
@@ -151,31 +160,25 @@ async def test_5xx_backs_off_then_succeeds(api: FakeApi) -> None:
     metrics = Metrics()
     notifier = make_notifier(api, metrics=metrics, backoff_base_sec=0.05)
     api.script["webhook"] += [Reply(503), Reply(502)]
-    await notifier.start()
-    notifier.notify("unhealthy", "stream disconnected")
-    await notifier.stop()
+    await deliver(notifier, "unhealthy", "stream disconnected")
     first, second, third = (hit.at for hit in api.hits)
     assert second - first >= 0.045 and third - second >= 0.095
-    assert metrics.notify_sent.get("webhook", "ok") == 1  # type: ignore[attr-defined]
+    assert sent_total(metrics, "webhook", "ok") == 1
 
 
 async def test_other_4xx_is_not_retried(api: FakeApi) -> None:
     metrics = Metrics()
     notifier = make_notifier(api, metrics=metrics)
     api.script["webhook"].append(Reply(400, body="bad payload"))
-    await notifier.start()
-    notifier.notify("guard_refused", "unknown program")
-    await notifier.stop()
+    await deliver(notifier, "guard_refused", "unknown program")
     assert len(api.hits) == 1
-    assert metrics.notify_sent.get("webhook", "failed") == 1  # type: ignore[attr-defined]
+    assert sent_total(metrics, "webhook", "failed") == 1
 
 
 async def test_gives_up_after_max_attempts(api: FakeApi) -> None:
     notifier = make_notifier(api, max_attempts=3)
     api.script["webhook"] += [Reply(500)] * 5
-    await notifier.start()
-    notifier.notify("exit_failed", "x")
-    await notifier.stop()
+    await deliver(notifier, "exit_failed", "x")
     assert len(api.hits) == 3
 
 
@@ -207,17 +210,13 @@ async def test_secrets_never_reach_the_log(api: FakeApi) -> None:
     api.script["telegram"].append(Reply(401, body=echo))
     api.script["webhook"].append(Reply(404, body=echo))
     notifier = make_notifier(api, telegram=True)
-    await notifier.start()
-    notifier.notify("healthy", "back")
-    await notifier.stop()
+    await deliver(notifier, "healthy", "back")
     refused = Notifier(
         NotifyConfig(telegram_bot_token=TOKEN, telegram_chat_id="1", min_interval_sec=0),
         telegram_api_base=f"http://127.0.0.1:{_closed_port()}", max_attempts=2,
         backoff_base_sec=0.01,
     )
-    await refused.start()
-    refused.notify("unhealthy", "down")
-    await refused.stop()
+    await deliver(refused, "unhealthy", "down")
     logged = out.getvalue()
     assert logged.count("notify_failed") == 3, logged
     assert "bot<redacted>/sendMessage" in logged
@@ -228,10 +227,7 @@ async def test_secrets_never_reach_the_log(api: FakeApi) -> None:
 
 async def test_stop_drains_queue(api: FakeApi) -> None:
     notifier = make_notifier(api, min_interval=0.05)
-    await notifier.start()
-    for index in range(5):
-        notifier.notify("exit_landed", f"e{index}")
-    await notifier.stop()
+    await deliver(notifier, "exit_landed", *(f"e{index}" for index in range(5)))
     assert len(api.hits) == 5
     assert (notifier.pending, notifier.dropped) == (0, 0)
     assert not notifier.notify("exit_landed", "after stop")

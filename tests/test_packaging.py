@@ -394,8 +394,10 @@ def test_dockerignore_keeps_context_small() -> None:
 # --------------------------------------------------------------------------- requirements.lock
 
 
-LINUX_311 = {**default_environment(), "sys_platform": "linux", "platform_system": "Linux",
-             "python_version": "3.11", "extra": ""}
+LINUX_311: dict[str, str] = {
+    **{key: str(value) for key, value in default_environment().items()},
+    "sys_platform": "linux", "platform_system": "Linux", "python_version": "3.11", "extra": "",
+}
 
 
 def read_lock() -> dict[str, str]:

@@ -161,14 +161,14 @@ class Watchdog:
 
     async def run(self, is_healthy: Callable[[], bool]) -> None:
         loop = asyncio.get_running_loop()
-        next_ping = loop.time()
+        next_check = loop.time()
         while True:
             due = loop.time() + self._probe_interval
             await asyncio.sleep(self._probe_interval)
             self._record_lag(max(0.0, loop.time() - due) * 1000)
-            if loop.time() >= next_ping:
+            if loop.time() >= next_check:
                 self._decide(is_healthy)
-                next_ping = loop.time() + self._check_interval
+                next_check = loop.time() + self._check_interval
 
     def _record_lag(self, lag_ms: float) -> None:
         self._lag_ms = lag_ms
@@ -192,12 +192,12 @@ class Watchdog:
         self._withholding = True
 
     def _unhealthy_reason(self, is_healthy: Callable[[], bool]) -> str | None:
-        if self._window_max_ms > self._threshold_ms:
-            return f"event loop lag {self._window_max_ms:.0f}ms > {self._threshold_ms:.0f}ms"
         try:
             healthy = is_healthy()
         except Exception as exc:
             return f"health check raised {type(exc).__name__}: {exc}"
+        if self._window_max_ms > self._threshold_ms:
+            return f"event loop lag {self._window_max_ms:.0f}ms > {self._threshold_ms:.0f}ms"
         return None if healthy else "daemon reports unhealthy"
 
 

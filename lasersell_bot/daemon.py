@@ -112,9 +112,10 @@ class Daemon:
 
     # ----------------------------------------------------------------- run
 
-    async def run(self) -> int:
-        """Run until SIGTERM/SIGINT; returns the process exit code."""
-        self._install_signal_handlers()
+    async def run(self, install_signal_handlers: bool = True) -> int:
+        """Run until SIGTERM/SIGINT (or ``request_stop``); returns the exit code."""
+        if install_signal_handlers:
+            self._install_signal_handlers()
         await self.submitter.start(warm=True)
         try:
             await self._register_wallets()

@@ -228,7 +228,7 @@ async def _run(directory: Path) -> int:
         cfg = load_config(config_path)
         configure_logging(cfg.log.level, cfg.log.format, cfg.log.syslog_prefix)
         daemon = Daemon(cfg, Wallets.load(cfg.wallets), config_path=str(config_path))
-        task = asyncio.create_task(daemon.run())
+        task = asyncio.create_task(daemon.run(install_signal_handlers=False))
         try:
             await wait_until("the daemon to connect and configure",
                              lambda: daemon.stream.state.configured

@@ -849,6 +849,14 @@ class SimStreamServer:
     def configured_session_ids(self) -> list[int]:
         return [sid for sid, s in self._sessions.items() if s.configured]
 
+    def configured_wallets(self) -> set[str]:
+        """Every wallet some configured session currently watches."""
+        return {w for s in self._sessions.values() if s.configured for w in s.wallets}
+
+    def positions_of(self, wallet: str) -> list[int]:
+        """Ids of the tracked positions held by ``wallet``."""
+        return [pid for pid, p in self._positions.items() if p.wallet == wallet]
+
     async def wait_until(self, predicate: Callable[[], bool], timeout: float = 5.0) -> None:
         """Wait until ``predicate()`` holds after some server event; TimeoutError if not."""
         async with asyncio.timeout(timeout):

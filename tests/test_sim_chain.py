@@ -233,6 +233,19 @@ def test_tx_signed_by_another_key_is_refused(market: Market) -> None:
     assert market.chain.token_balance(market.holding) == HELD
 
 
+def test_landed_signature_on_an_altered_message_fails_verification_first(market: Market) -> None:
+    signed = market.sell(10, 0)
+    assert market.chain.submit(signed).refused is None
+    altered = signed.replace(b":v1:sell:", b":v1:sale:")
+    result = market.chain.submit(altered)
+    assert result.signature == signature_of_bytes(signed)
+    assert result.refused is not None and result.refused.json == "SignatureFailure"
+
+
+def signature_of_bytes(raw: bytes) -> str:
+    return str(VersionedTransaction.from_bytes(raw).signatures[0])
+
+
 def test_blockhash_valid_for_150_blocks_then_refused(market: Market) -> None:
     chain = market.chain
     blockhash, last_valid = chain.latest_blockhash()
@@ -372,7 +385,7 @@ def test_chain_tx_factory_builds_settleable_signals(market: Market) -> None:
     position = Position(str(market.wallet.pubkey()), str(market.mint))
     exit_b64 = factory.build_exit(position, 1000, 500, "helius_sender", 2000)
     message = VersionedTransaction.from_bytes(base64.b64decode(exit_b64)).message
-    assert len(message.instructions) == 6  # with the tip
+    assert len(message.instructions) == 5  # with the tip
     result = market.chain.submit(sign_for_tests(exit_b64, market.wallet))
     assert market.chain.settlement(result.signature) is not None
     buy_b64 = factory.build_mirror_buy(str(market.wallet.pubkey()), str(market.mint), 10**6,

@@ -189,10 +189,14 @@ async def test_duplicate_send_settles_once(market: Market, server: SimRpcServer,
     assert server.counts["sendTransaction"] == 3
 
 
-async def test_base58_is_the_default_encoding(market: Market, server: SimRpcServer,
+async def test_base58_and_preflight_are_the_defaults(market: Market, server: SimRpcServer,
                                               http: aiohttp.ClientSession) -> None:
     signed = market.sell(1000, 0)
     assert b58decode(b58encode(b"\0\0abc")) == b"\0\0abc"
+    unsigned = VersionedTransaction.populate(VersionedTransaction.from_bytes(signed).message,
+                                             [Signature.default()])
+    preflighted = await rpc(http, server.url, "sendTransaction", [b58encode(bytes(unsigned))])
+    assert preflighted["error"]["code"] == -32003  # preflight is on unless skipped
     answer = await rpc(http, server.url, "sendTransaction", [b58encode(signed)])
     assert answer["result"] == signature_of(signed)
     assert market.chain.token_balance(market.holding) == HELD - 1000

@@ -264,77 +264,65 @@ class TxLayout:
     program_indexes: tuple[int, ...]
 
 
-class _Reader:
-    __slots__ = ("data", "pos")
-
-    def __init__(self, data: bytes, pos: int = 0) -> None:
-        self.data = data
-        self.pos = pos
-
-    def take(self, n: int) -> int:
-        start = self.pos
-        if n < 0 or start + n > len(self.data):
-            raise MalformedTransaction(f"truncated at byte {start} (need {n} more)")
-        self.pos = start + n
-        return start
-
-    def u8(self) -> int:
-        return self.data[self.take(1)]
-
-    def compact_u16(self) -> int:
-        value = 0
-        for shift in (0, 7, 14):
-            byte = self.u8()
-            value |= (byte & 0x7F) << shift
-            if not byte & 0x80:
-                if (shift and byte == 0) or value > 0xFFFF:
-                    raise MalformedTransaction("non-canonical compact-u16")
-                return value
+def _compact_u16(raw: bytes, pos: int) -> tuple[int, int]:
+    """Decode a compact-u16 at ``pos``; return (value, next position). IndexError if cut."""
+    byte = raw[pos]
+    if byte < 0x80:
+        return byte, pos + 1
+    value = byte & 0x7F
+    byte = raw[pos + 1]
+    if byte < 0x80:
+        if byte == 0:
+            raise MalformedTransaction("non-canonical compact-u16")
+        return value | byte << 7, pos + 2
+    value |= (byte & 0x7F) << 7
+    byte = raw[pos + 2]
+    if byte >= 0x80:
         raise MalformedTransaction("compact-u16 longer than 3 bytes")
+    if byte == 0 or byte > 0x03:
+        raise MalformedTransaction("non-canonical compact-u16")
+    return value | byte << 14, pos + 3
 
-    def sized(self, unit: int) -> int:
-        count = self.compact_u16()
-        self.take(count * unit)
-        return count
+
+def _skip_sized(raw: bytes, pos: int) -> int:
+    length, pos = _compact_u16(raw, pos)
+    return pos + length
 
 
 def read_layout(raw: bytes) -> TxLayout:
     """Walk the whole wire format; raise ``MalformedTransaction`` on any defect."""
-    r = _Reader(raw)
-    num_sigs = r.compact_u16()
-    sig_offset = r.pos
-    r.take(64 * num_sigs)
-    msg_offset = r.pos
+    try:
+        return _walk(raw)
+    except IndexError:
+        raise MalformedTransaction(f"truncated ({len(raw)} bytes)") from None
+
+
+def _walk(raw: bytes) -> TxLayout:
+    num_sigs, sig_offset = _compact_u16(raw, 0)
+    msg_offset = pos = sig_offset + 64 * num_sigs
     version: int | None = None
-    prefix = r.u8()
-    if prefix & 0x80:
-        version = prefix & 0x7F
+    if raw[pos] & 0x80:
+        version = raw[pos] & 0x7F
         if version != 0:
             raise MalformedTransaction(f"unsupported message version {version}")
-    else:
-        r.pos = msg_offset
-    num_required = r.u8()
-    r.take(2)
-    num_keys = r.compact_u16()
-    keys_offset = r.take(32 * num_keys)
-    r.take(32)
-    programs = tuple(_read_instruction(r) for _ in range(r.compact_u16()))
+        pos += 1
+    num_required = raw[pos]
+    num_keys, keys_offset = _compact_u16(raw, pos + 3)
+    count, pos = _compact_u16(raw, keys_offset + 32 * num_keys + 32)
+    programs = []
+    for _ in range(count):
+        programs.append(raw[pos])
+        pos = _skip_sized(raw, _skip_sized(raw, pos + 1))
     if version is not None:
-        for _ in range(r.compact_u16()):
-            r.take(32)
-            r.sized(1)
-            r.sized(1)
-    if r.pos != len(raw):
-        raise MalformedTransaction(f"{len(raw) - r.pos} trailing bytes")
+        count, pos = _compact_u16(raw, pos)
+        for _ in range(count):
+            pos = _skip_sized(raw, _skip_sized(raw, pos + 32))
+    if pos != len(raw):
+        if pos > len(raw):
+            raise IndexError(pos)
+        raise MalformedTransaction(f"{len(raw) - pos} trailing bytes")
     return TxLayout(num_sigs, sig_offset, msg_offset, version, num_required, keys_offset,
-                    num_keys, programs)
-
-
-def _read_instruction(r: _Reader) -> int:
-    program = r.u8()
-    r.sized(1)
-    r.sized(1)
-    return program
+                    num_keys, tuple(programs))
 
 
 # ---------------------------------------------------------------------------

@@ -6,8 +6,9 @@ man-in-the-middle) and the user's wallet. It is pure: no I/O, no clock, no RPC.
 
 What it checks, in order (the first failure wins and names the instruction index):
 
-1. size <= ``max_tx_bytes``; the bytes decode as a ``VersionedTransaction`` whose
-   signature count equals ``num_required_signatures``;
+1. size <= ``max_tx_bytes``; the whole wire layout is well formed (no truncation, no
+   trailing bytes, message version 0 or legacy), every program id is a static key, the
+   signature count equals ``num_required_signatures``, and solders decodes it;
 2. our wallet is a required signer, is the fee payer (static key 0) and is the *only*
    required signer. A second signer is refused by default: it can pre-fill or withhold
    its slot, so whoever holds that key decides if and when our signed transaction
@@ -368,15 +369,11 @@ def check_transaction(tx_bytes: bytes, policy: GuardPolicy, expect: Expectation)
     """Decide whether ``tx_bytes`` may be signed by ``expect.wallet``."""
     if len(tx_bytes) > policy.max_tx_bytes:
         return _refuse("tx_too_large", f"{len(tx_bytes)} bytes > {policy.max_tx_bytes}")
-    try:
-        tx = VersionedTransaction.from_bytes(tx_bytes)
-    except (ValueError, TypeError) as exc:
-        return _diagnose_undecodable(tx_bytes, str(exc))
-    message = tx.message
+    shape = _check_shape(tx_bytes)
+    if isinstance(shape, Verdict):
+        return shape
+    message = shape.message
     header = message.header
-    if len(tx.signatures) != header.num_required_signatures:
-        return _refuse("undecodable", f"{len(tx.signatures)} signatures for "
-                       f"{header.num_required_signatures} required signers")
     ctx = _Ctx(policy, expect, list(message.account_keys), len(message.instructions))
     for precheck in (_check_signers(ctx, header.num_required_signatures),
                      _check_blockhash(bytes(message.recent_blockhash)),
@@ -391,7 +388,8 @@ def check_transaction(tx_bytes: bytes, policy: GuardPolicy, expect: Expectation)
     return totals if totals is not None else ACCEPTED
 
 
-def _diagnose_undecodable(tx_bytes: bytes, error: str) -> Verdict:
+def _check_shape(tx_bytes: bytes) -> VersionedTransaction | Verdict:
+    """Whole-layout walk (no trailing bytes), static program ids, then solders decode."""
     try:
         layout = read_layout(tx_bytes)
     except MalformedTransaction as exc:
@@ -400,7 +398,13 @@ def _diagnose_undecodable(tx_bytes: bytes, error: str) -> Verdict:
         if program >= layout.num_static_keys:
             return _refuse("lookup_table_program",
                            "program id is loaded from an address lookup table", index)
-    return _refuse("undecodable", error)
+    if layout.num_signatures != layout.num_required_signatures:
+        return _refuse("undecodable", f"{layout.num_signatures} signatures for "
+                       f"{layout.num_required_signatures} required signers")
+    try:
+        return VersionedTransaction.from_bytes(tx_bytes)
+    except (ValueError, TypeError) as exc:
+        return _refuse("undecodable", str(exc))
 
 
 def _check_signers(ctx: _Ctx, num_required: int) -> Verdict | None:
@@ -429,9 +433,6 @@ def _check_mint(ctx: _Ctx) -> Verdict | None:
 
 
 def _check_instruction(ctx: _Ctx, index: int, ix: CompiledInstruction) -> Verdict | None:
-    if ix.program_id_index >= len(ctx.keys):
-        return _refuse("lookup_table_program",
-                       "program id is loaded from an address lookup table", index)
     program = ctx.keys[ix.program_id_index]
     if program not in ctx.policy.programs:
         return _refuse("program_not_allowed", f"program {program} is not allowlisted", index)
@@ -628,13 +629,15 @@ def _check_ata(ctx: _Ctx, index: int, ix: CompiledInstruction) -> Verdict | None
     return None
 
 
+_COMPUTE_DATA_SIZES = {1: 5, 2: 5, 3: 9, 4: 5}
+
+
 def _check_compute(ctx: _Ctx, index: int, ix: CompiledInstruction) -> Verdict | None:
     data = ix.data
     tag = data[0] if data else -1
-    sizes = {1: 5, 2: 5, 3: 9, 4: 5}
-    if tag not in sizes:
+    if tag not in _COMPUTE_DATA_SIZES:
         return _refuse("compute_budget_unknown", f"compute budget instruction {tag}", index)
-    if len(data) != sizes[tag]:
+    if len(data) != _COMPUTE_DATA_SIZES[tag]:
         return _refuse("undecodable", "compute budget data has the wrong length", index)
     if tag == 2:
         ctx.tally.cu_limit = int.from_bytes(data[1:5], "little")

@@ -13,7 +13,18 @@ from solders.pubkey import Pubkey
 from spl.token import instructions as spl
 from spl.token import models as sm
 from spl.token.models import AuthorityType
-from txfactory import (
+
+from lasersell_bot.config import HELIUS_TIP_ACCOUNTS, GuardConfig
+from lasersell_bot.guard import (
+    ASTRALANE_TIP_ACCOUNTS,
+    JITO_TIP_ACCOUNTS,
+    GuardPolicy,
+    Verdict,
+    associated_token_address,
+    check_transaction,
+    priority_fee_lamports,
+)
+from tests.txfactory import (
     HELIUS_TIP,
     MAX_TIP,
     TOKEN,
@@ -34,17 +45,6 @@ from txfactory import (
     tip,
     token_transfer,
     token_transfer_checked,
-)
-
-from lasersell_bot.config import HELIUS_TIP_ACCOUNTS, GuardConfig
-from lasersell_bot.guard import (
-    ASTRALANE_TIP_ACCOUNTS,
-    JITO_TIP_ACCOUNTS,
-    GuardPolicy,
-    Verdict,
-    associated_token_address,
-    check_transaction,
-    priority_fee_lamports,
 )
 
 SCENARIO = Scenario()
@@ -146,6 +146,11 @@ def test_truncated_transactions_are_never_accepted() -> None:
     tx = HONEST[0].tx
     for cut in range(len(tx)):
         assert check_transaction(tx[:cut], POLICY, HONEST[0].expect).reason == "undecodable"
+
+
+def test_trailing_bytes_are_refused() -> None:
+    verdict = check_transaction(HONEST[0].tx + b"\x00", POLICY, HONEST[0].expect)
+    assert (verdict.reason, verdict.detail) == ("undecodable", "1 trailing bytes")
 
 
 def test_exit_signal_for_a_buy_expectation_is_still_checked() -> None:

@@ -18,16 +18,6 @@ from solders.keypair import Keypair
 from solders.message import MessageV0, to_bytes_versioned
 from solders.signature import Signature
 from solders.transaction import VersionedTransaction
-from txfactory import (
-    MEMO,
-    Scenario,
-    Variant,
-    compute_budget,
-    honest_variants,
-    hostile_variants,
-    pump_sell,
-    unsigned,
-)
 
 from lasersell_bot.config import WalletConfig
 from lasersell_bot.logs import REDACTOR
@@ -43,6 +33,16 @@ from lasersell_bot.wallet import (
     registration_proof,
     sign_into_slot,
     write_keystore,
+)
+from tests.txfactory import (
+    MEMO,
+    Scenario,
+    Variant,
+    compute_budget,
+    honest_variants,
+    hostile_variants,
+    pump_sell,
+    unsigned,
 )
 
 KEYPAIR = Keypair.from_seed(bytes(range(100, 132)))

@@ -221,6 +221,7 @@ def priority_fee_lamports(micro_lamports_per_cu: int, compute_units: int) -> int
 
 
 def rent_exempt_lamports(space: int) -> int:
+    """Current rent-exempt minimum for an account of ``space`` data bytes."""
     return (_RENT_BYTES_OVERHEAD + space) * _RENT_LAMPORTS_PER_BYTE
 
 
@@ -244,7 +245,7 @@ _ZERO_HASH = bytes(32)
 
 
 # ---------------------------------------------------------------------------
-# Raw wire layout (shared with wallet signing; also diagnoses what solders refuses)
+# Raw wire layout: walked before solders decodes, and by wallet signing
 
 
 class MalformedTransaction(ValueError):

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
+from structlog.testing import capture_logs
 
 from lasersell_bot import journal as journal_mod
 from lasersell_bot.journal import (
@@ -386,28 +387,43 @@ def test_realized_profit_truncates_toward_zero() -> None:
 # --------------------------------------------------------------------------- failures
 
 
-def test_disk_full_is_counted_retried_and_recovers(
-    path: Path, flaky: type[FlakyConnection], capsys: pytest.CaptureFixture[str]
+def test_disk_full_is_counted_retried_with_backoff_and_recovers(
+    path: Path, flaky: type[FlakyConnection]
 ) -> None:
     metrics = Metrics()
     j = Journal.open(path, metrics)
-    flaky.fault = DISK_FULL
-    sid = j.record_signal("exit", exit_signal(), T0)
-    aid = attempt(j, sid)
-    j.record_outcome(aid, "landed")
-    wait_for(lambda: not j.healthy)
-    assert metrics.journal_errors.get() >= 1
-    assert "journal_write_failed" in capsys.readouterr().out
-    assert not j.flush(timeout=0.2)
-    assert j.pending_writes == 4
-    assert count(path, "signals") == 0
+    with capture_logs() as logs:
+        flaky.fault = DISK_FULL
+        sid = j.record_signal("exit", exit_signal(), T0)
+        aid = attempt(j, sid)
+        j.record_outcome(aid, "landed")
+        wait_for(lambda: not j.healthy)
+        time.sleep(0.4)
+        assert 2 <= metrics.journal_errors.get() <= 5  # 50, 100, 200 ms apart: no hammering
+        assert j.pending_writes == 4
+        assert count(path, "signals") == 0
 
-    flaky.fault = None
-    assert j.flush(timeout=5)
-    assert j.healthy and j.pending_writes == 0
+        flaky.fault = None
+        wait_for(lambda: j.healthy and j.pending_writes == 0)
+    failed = [e for e in logs if e["event"] == "journal_write_failed"]
+    assert failed[0]["log_level"] == "error" and "disk is full" in failed[0]["error"]
+    assert [e["event"] for e in logs][-1] == "journal_write_recovered"
     assert query(path, "SELECT id FROM signals") == [(sid,)]
     assert query(path, "SELECT id, state FROM attempts") == [(aid, "landed")]
     assert count(path, "outcomes") == 1
+    j.close()
+
+
+def test_flush_retries_at_once(path: Path, flaky: type[FlakyConnection],
+                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(journal_mod, "_RETRY_MIN_S", 60.0)
+    j = Journal.open(path)
+    flaky.fault = DISK_FULL
+    j.record_signal("exit", exit_signal(), T0)
+    assert not j.flush(timeout=0.2)
+    flaky.fault = None
+    assert j.flush(timeout=2)
+    assert count(path, "signals") == 1
     j.close()
 
 
@@ -487,19 +503,33 @@ def test_concurrent_records_keep_every_row(path: Path) -> None:
     assert query(path, orphans) == [(0,)]
 
 
-def test_close_flushes_everything(path: Path, flaky: type[FlakyConnection]) -> None:
+def test_close_flushes_everything(path: Path, flaky: type[FlakyConnection],
+                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(journal_mod, "_RETRY_MIN_S", 60.0)  # only close() will retry
     metrics = Metrics()
     j = Journal.open(path, metrics)
-    flaky.gate = threading.Event()
+    flaky.fault = DISK_FULL
     for _ in range(300):
         j.record_signal("exit", exit_signal(), T0)
+    wait_for(lambda: not j.healthy)
+    flaky.fault = None
     assert j.pending_writes == 300
-    threading.Timer(0.1, flaky.gate.set).start()
     j.close()
     assert count(path, "signals") == 300
     assert j.pending_writes == 0 and j.flush()
+    errors = metrics.journal_errors.get()
     j.record_signal("exit", exit_signal(), T0)  # after close: counted, not raised
-    assert metrics.journal_errors.get() == 1
+    assert metrics.journal_errors.get() == errors + 1
+
+
+def test_close_waits_for_a_slow_disk(path: Path, flaky: type[FlakyConnection]) -> None:
+    j = Journal.open(path)
+    flaky.gate = threading.Event()
+    for _ in range(50):
+        j.record_signal("exit", exit_signal(), T0)
+    threading.Timer(0.1, flaky.gate.set).start()
+    j.close()
+    assert count(path, "signals") == 50
 
 
 def test_close_is_bounded_when_the_disk_stays_full(path: Path,

@@ -599,6 +599,7 @@ def _validate(cfg: Config, *, require_wallets: bool, require_secrets: bool) -> N
     if require_secrets:
         _check_api_key(cfg.stream)
     _check_notify(cfg.notify)
+    _check_listen(cfg.http)
 
 
 def _check_finite(cfg: Config) -> None:
@@ -693,6 +694,15 @@ def _check_wallets(cfg: Config, *, require_wallets: bool) -> None:
     if require_wallets and not cfg.wallets:
         raise ConfigError("wallets: at least one [[wallets]] entry with a keypair_path "
                           "is required")
+
+
+def _check_listen(http: HttpConfig) -> None:
+    from lasersell_bot.ops import ListenAddressError, parse_listen
+
+    try:
+        parse_listen(http.listen)
+    except ListenAddressError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def _check_send(send: SendConfig) -> None:

@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Final, Literal, Protocol
+from typing import Any, Final, Literal, Protocol, get_args
 
 import msgspec
 
@@ -49,10 +49,12 @@ from lasersell_bot.metrics import Metrics
 from lasersell_bot.protocol import ExitSignalWithTx, MirrorBuySignal
 
 SignalKind = Literal["exit", "mirror_buy"]
-AttemptState = Literal["pending", "landed", "failed", "expired", "unknown", "refused", "error"]
+AttemptState = Literal[
+    "pending", "landed", "failed", "expired", "unknown", "refused", "error", "dry_run"
+]
 SignalMessage = ExitSignalWithTx | MirrorBuySignal
 
-STATES: Final = frozenset({"pending", "landed", "failed", "expired", "unknown", "refused", "error"})
+STATES: Final = frozenset(get_args(AttemptState))
 OPEN_STATES: Final = ("pending", "unknown")
 _KIND_OF: Final[dict[type, str]] = {ExitSignalWithTx: "exit", MirrorBuySignal: "mirror_buy"}
 

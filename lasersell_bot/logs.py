@@ -115,4 +115,5 @@ def _isatty(out: TextIO) -> bool:
 
 def get_logger(component: str) -> Any:
     """A logger bound to ``component``; call it as ``log.info("event_name", k=v)``."""
-    return structlog.get_logger().bind(component=component)
+    # A lazy proxy: it follows configure_logging() even when created at import time.
+    return structlog.get_logger(component=component)

@@ -37,7 +37,8 @@ class Counter:
         return self.values.get(label_values, 0.0)
 
     def samples(self) -> Iterator[str]:
-        for key, value in sorted(self.values.items()):
+        # A copy: the journal's writer thread may add a key meanwhile.
+        for key, value in sorted(list(self.values.items())):
             yield f"{self.name}{_label_text(self.labels, key)} {_number(value)}"
 
 
@@ -82,9 +83,11 @@ class Metrics:
     def __init__(self) -> None:
         p = "lasersell_bot_"
         self.frames = Counter(p + "frames_total", "Stream frames received by type.", ("type",))
-        self.frames_malformed = Counter(p + "frames_malformed_total", "Frames that failed to decode.")
+        self.frames_malformed = Counter(p + "frames_malformed_total",
+                                        "Frames that failed to decode.")
         self.frames_unknown = Counter(p + "frames_unknown_total", "Frames of an unknown type.")
-        self.low_lane_dropped = Counter(p + "low_lane_dropped_total", "Low-priority frames dropped.")
+        self.low_lane_dropped = Counter(p + "low_lane_dropped_total",
+                                        "Low-priority frames dropped.")
         self.reconnects = Counter(p + "reconnects_total", "Stream reconnect attempts.")
         self.stream_connected = Gauge(p + "stream_connected", "1 while a session is configured.")
         self.stream_rtt_ms = Gauge(p + "stream_rtt_ms", "Last application ping round trip (ms).")
@@ -108,6 +111,12 @@ class Metrics:
             p + "realized_pnl_lamports", "Realized profit of landed exits (quote units)."
         )
         self.journal_errors = Counter(p + "journal_errors_total", "Journal writes that failed.")
+        self.notify_dropped = Counter(
+            p + "notify_dropped_total", "Notifications dropped: queue full, or undelivered "
+            "at shutdown.")
+        self.notify_sent = Counter(
+            p + "notify_sent_total", "Notification deliveries by channel and outcome.",
+            ("channel", "outcome"))
 
     def all(self) -> list[Counter | Histogram]:
         return [m for m in vars(self).values() if isinstance(m, Counter | Histogram)]

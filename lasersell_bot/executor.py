@@ -227,12 +227,17 @@ class Executor:
             signed = self._guard_and_sign(
                 signal.unsigned_tx_b64, signal.wallet_pubkey,
                 Expectation.exit(signal.wallet_pubkey, signal.mint))
+            self._journal.record_guard(signal_id, True, "", "")
+            self._spawn(self._land_exit(attempt, signed))
         except _Refused as refusal:
             self._journal.record_guard(signal_id, False, refusal.reason, refusal.detail)
             self._exit_refused(attempt, refusal)
-            return
-        self._journal.record_guard(signal_id, True, "", "")
-        self._spawn(self._land_exit(attempt, signed))
+        except Exception as exc:
+            # Nothing was sent: counting it as refused keeps the position from sticking busy.
+            log.exception("exit_start_failed", position_id=signal.position_id)
+            failure = _Refused("internal_error", f"{type(exc).__name__}: {exc}")
+            self._journal.record_guard(signal_id, False, failure.reason, failure.detail)
+            self._exit_refused(attempt, failure)
 
     def _check_fresh(self, signal: protocol.ExitSignalWithTx) -> None:
         limit = self._cfg.send.max_signal_age_ms
@@ -270,15 +275,25 @@ class Executor:
     ) -> landing.Outcome:
         """Land ``signed``; while the outcome is unknown it may still land, so keep
         re-broadcasting the same bytes (same signature: it cannot sell twice)."""
-        result = await self._lander.land(signed.tx, signed.signature, signed.blockhash,
-                                         on_submitted=on_submitted)
+        result = await self._land_once(signed, on_submitted)
         while isinstance(result, landing.Unknown):
             self._journal.record_outcome(attempt_id, "unknown", err=result.reason)
             log.error("tx_outcome_unknown", signature=signed.signature, reason=result.reason,
                       detail="RPC cannot tell; re-checking the same transaction")
             await asyncio.sleep(UNKNOWN_RECHECK_SEC)
-            result = await self._lander.land(signed.tx, signed.signature, signed.blockhash)
+            result = await self._land_once(signed, None)
         return result
+
+    async def _land_once(
+        self, signed: _Signed, on_submitted: Callable[[str, float], None] | None
+    ) -> landing.Outcome:
+        """One landing pass; a crash counts as unknown (the bytes may be on the wire)."""
+        try:
+            return await self._lander.land(signed.tx, signed.signature, signed.blockhash,
+                                           on_submitted=on_submitted)
+        except Exception as exc:
+            log.exception("land_crashed", signature=signed.signature)
+            return landing.Unknown(reason=f"crash: {type(exc).__name__}")
 
     def _submitted_callback(
         self, attempt: _Attempt, attempt_id: int, signature: str

@@ -1,0 +1,303 @@
+"""Executor flows with a scripted lander: real guard, real signing, real journal."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+from solders.transaction import VersionedTransaction
+
+from lasersell_bot import executor as executor_module
+from lasersell_bot import landing, protocol
+from lasersell_bot.config import Config
+from lasersell_bot.executor import Executor
+from lasersell_bot.journal import Journal, JournalReader
+from lasersell_bot.metrics import Metrics
+from lasersell_bot.wallet import Wallets
+from tests.txfactory import (
+    BUY_LAMPORTS,
+    Scenario,
+    build,
+    buy_wsol_ixs,
+    compute_budget,
+    exit_pumpfun_ixs,
+    pump_sell,
+    sol_transfer,
+)
+
+S = Scenario()
+WATCHED = "Watched1111111111111111111111111111111111111"
+
+
+class ScriptedLander:
+    """Returns the scripted outcomes in order; records every signed tx it is given."""
+
+    def __init__(self, outcomes: list[landing.Outcome | Exception]) -> None:
+        self.outcomes = outcomes
+        self.landed: list[tuple[bytes, str]] = []
+        self.submitted: list[str] = []
+        self.submit_ok = True
+
+    async def land(self, signed_tx: bytes, signature: str, blockhash: str,
+                   on_submitted: Callable[[str, float], None] | None = None) -> landing.Outcome:
+        self.landed.append((signed_tx, signature))
+        if on_submitted is not None:
+            on_submitted("rpc", 0.2)
+        await asyncio.sleep(0)
+        outcome = self.outcomes.pop(0) if self.outcomes else landing.Landed(slot=1)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    async def submit_once(self, signed_tx: bytes, signature: str) -> bool:
+        self.submitted.append(signature)
+        return self.submit_ok
+
+
+class Hooks:
+    def __init__(self) -> None:
+        self.events: list[tuple[str, int]] = []
+
+    def exit_started(self, position_id: int) -> None:
+        self.events.append(("started", position_id))
+
+    def exit_finished(self, position_id: int, landed: bool, now_ms: int) -> None:
+        self.events.append(("landed" if landed else "finished", position_id))
+
+
+class Rig:
+    def __init__(self, executor: Executor, lander: ScriptedLander, sent: list[Any],
+                 hooks: Hooks, journal: Journal) -> None:
+        self.executor, self.lander, self.sent = executor, lander, sent
+        self.hooks, self.journal = hooks, journal
+
+    def requests(self) -> list[protocol.RequestExitSignal]:
+        return [m for m in self.sent if isinstance(m, protocol.RequestExitSignal)]
+
+    def mirror_results(self) -> list[protocol.MirrorBuyResult]:
+        return [m for m in self.sent if isinstance(m, protocol.MirrorBuyResult)]
+
+    def states(self) -> list[str]:
+        self.journal.flush(5)
+        return [r.state for r in JournalReader(self.journal.path).recent_trades(50)]
+
+
+def config(**overrides: Any) -> Config:
+    raw: dict[str, Any] = {
+        "send": {"max_retries": 2, "slippage_base_bps": 1000, "slippage_bump_bps": 500},
+        "mirror": {"enabled": True},
+        "watch_wallets": [{"pubkey": WATCHED, "auto_buy_sol": BUY_LAMPORTS / 1e9}],
+    }
+    for key, value in overrides.items():
+        raw.setdefault(key, {}).update(value) if isinstance(value, dict) else raw.update(
+            {key: value})
+    return msgspec.convert(raw, Config)
+
+
+@pytest.fixture
+async def rig_factory(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
+    tasks: list[asyncio.Task[None]] = []
+    journals: list[Journal] = []
+
+    async def make(outcomes: list[Any] | None = None, **cfg: Any) -> Rig:
+        lander = ScriptedLander(list(outcomes or []))
+        sent: list[Any] = []
+        hooks = Hooks()
+        journal = Journal.open(tmp_path / f"j{len(journals)}.sqlite3")
+        journals.append(journal)
+        executor = Executor(config(**cfg), wallets=Wallets([S.wallet]), lander=lander,
+                            journal=journal, send_to_stream=sent.append, session=hooks,
+                            metrics=Metrics())
+        ready = asyncio.Event()
+        tasks.append(asyncio.create_task(executor.run(ready)))
+        await ready.wait()
+        return Rig(executor, lander, sent, hooks, journal)
+
+    yield make
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    for journal in journals:
+        journal.close()
+
+
+def exit_signal(tx: bytes | None = None, *, position_id: int = 1, level: int | None = None,
+                age_ms: int = 0, reason: str = "stop_loss") -> protocol.ExitSignalWithTx:
+    return protocol.ExitSignalWithTx(
+        session_id=1, position_id=position_id, wallet_pubkey=str(S.me), mint=str(S.mint),
+        position_tokens=1000, profit_units=10, reason=reason,
+        triggered_at_ms=int(time.time() * 1000) - age_ms,
+        unsigned_tx_b64=base64.b64encode(tx or build(S, exit_pumpfun_ixs(S))).decode(),
+        level_index=level)
+
+
+async def settle(rig: Rig, predicate: Callable[[], bool], timeout: float = 3.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached")
+        await asyncio.sleep(0.005)
+
+
+# ----------------------------------------------------------------------------- exits
+
+
+async def test_exit_is_signed_with_our_key_landed_and_journaled(rig_factory: Any) -> None:
+    rig = await rig_factory()
+    rig.executor.on_exit_signal(exit_signal(), time.perf_counter_ns())
+    await settle(rig, lambda: rig.hooks.events[-1:] == [("landed", 1)])
+    signed, signature = rig.lander.landed[0]
+    tx = VersionedTransaction.from_bytes(signed)
+    assert all(tx.verify_with_results())  # a real ed25519 signature over the message
+    assert str(tx.signatures[0]) == signature
+    assert rig.states() == ["landed"]
+    assert rig.requests() == []
+
+
+async def test_hostile_exit_is_refused_then_a_fresh_signal_requested(rig_factory: Any) -> None:
+    rig = await rig_factory()
+    drain = build(S, [*compute_budget(), pump_sell(S), sol_transfer(S.me, S.evil, 10**9)])
+    rig.executor.on_exit_signal(exit_signal(drain), time.perf_counter_ns())
+    await settle(rig, lambda: bool(rig.requests()))
+    assert rig.lander.landed == []  # never signed, never sent
+    assert rig.requests()[0].position_id == 1
+    assert rig.executor._metrics.guard_refusals.get("foreign_transfer") == 1
+
+
+async def test_unknown_outcome_relands_the_same_bytes_never_a_new_sell(
+        rig_factory: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(executor_module, "UNKNOWN_RECHECK_SEC", 0.01)
+    rig = await rig_factory([landing.Unknown(reason="rpc_unreachable"),
+                             RuntimeError("socket blew up"), landing.Landed(slot=9)])
+    rig.executor.on_exit_signal(exit_signal(), time.perf_counter_ns())
+    await settle(rig, lambda: rig.hooks.events[-1:] == [("landed", 1)])
+    signatures = {sig for _, sig in rig.lander.landed}
+    assert len(rig.lander.landed) == 3 and len(signatures) == 1
+    assert rig.requests() == []  # no replacement sell while the first might land
+
+
+async def test_slippage_failure_bumps_slippage_other_failures_do_not(rig_factory: Any) -> None:
+    slippage = landing.Failed(err={"InstructionError": [2, {"Custom": 6003}]}, slot=5)
+    other = landing.Failed(err={"InstructionError": [2, {"Custom": 1}]}, slot=6)
+    rig = await rig_factory([slippage, other])
+    rig.executor.on_exit_signal(exit_signal(), time.perf_counter_ns())
+    await settle(rig, lambda: len(rig.requests()) == 1)
+    assert rig.requests()[0].slippage_bps == 1500
+    rig.executor.on_exit_signal(exit_signal(reason="manual"), time.perf_counter_ns())
+    await settle(rig, lambda: len(rig.requests()) == 2)
+    assert rig.requests()[1].slippage_bps == 1500  # kept, not bumped again
+
+
+async def test_a_second_signal_waits_for_the_live_sell(rig_factory: Any) -> None:
+    gate = asyncio.Event()
+    rig = await rig_factory()
+    original = rig.lander.land
+
+    async def slow_land(*args: Any, **kwargs: Any) -> landing.Outcome:
+        await gate.wait()
+        return await original(*args, **kwargs)
+
+    rig.lander.land = slow_land  # type: ignore[method-assign]
+    rig.executor.on_exit_signal(exit_signal(level=0), time.perf_counter_ns())
+    rig.executor.on_exit_signal(exit_signal(level=1), time.perf_counter_ns())
+    await asyncio.sleep(0.05)
+    assert rig.executor.in_flight == 1  # the second is queued, not signed beside the first
+    gate.set()
+    await settle(rig, lambda: len(rig.lander.landed) == 2 and rig.executor.in_flight == 0)
+
+
+async def test_stale_signal_is_refused_and_replaced(rig_factory: Any) -> None:
+    rig = await rig_factory(send={"max_signal_age_ms": 1000})
+    rig.executor.on_exit_signal(exit_signal(age_ms=5000), time.perf_counter_ns())
+    await settle(rig, lambda: bool(rig.requests()))
+    assert rig.lander.landed == []
+    assert rig.executor._metrics.guard_refusals.get("stale_signal") == 1
+
+
+async def test_an_internal_error_does_not_leave_the_position_stuck(
+        rig_factory: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    rig = await rig_factory()
+    monkeypatch.setattr(executor_module, "check_transaction", _explode)
+    rig.executor.on_exit_signal(exit_signal(), time.perf_counter_ns())
+    await settle(rig, lambda: bool(rig.requests()))
+    assert rig.executor._metrics.guard_refusals.get("internal_error") == 1
+    assert rig.executor.is_busy(1)  # waiting for the fresh signal it asked for
+    monkeypatch.undo()
+    rig.executor.on_exit_signal(exit_signal(reason="manual"), time.perf_counter_ns())
+    await settle(rig, lambda: rig.hooks.events[-1:] == [("landed", 1)])
+
+
+def _explode(*_args: Any) -> None:
+    raise ValueError("guard bug")
+
+
+async def test_retries_end_with_give_up(rig_factory: Any) -> None:
+    failed = landing.Failed(err={"InstructionError": [2, {"Custom": 1}]}, slot=1)
+    rig = await rig_factory([failed, failed, failed])
+    for n in range(3):
+        rig.executor.on_exit_signal(exit_signal(reason="manual"), time.perf_counter_ns())
+        await settle(rig, lambda n=n: len(rig.lander.landed) == n + 1)  # type: ignore[misc]
+        await asyncio.sleep(0.02)
+    await settle(rig, lambda: rig.hooks.events[-1:] == [("finished", 1)])
+    assert len(rig.requests()) == 2  # max_retries = 2
+    assert not rig.executor.is_busy(1)
+
+
+async def test_dry_run_signs_but_never_sends(rig_factory: Any) -> None:
+    rig = await rig_factory(send={"dry_run": True})
+    rig.executor.on_exit_signal(exit_signal(), time.perf_counter_ns())
+    await settle(rig, lambda: rig.hooks.events[-1:] == [("landed", 1)])
+    assert rig.lander.landed == []
+    assert rig.states() == ["dry_run"]
+
+
+# ----------------------------------------------------------------------------- mirror buys
+
+
+def mirror_signal(tx: bytes | None = None, *, amount: int = BUY_LAMPORTS,
+                  watched: str = WATCHED) -> protocol.MirrorBuySignal:
+    return protocol.MirrorBuySignal(
+        session_id=1, watched_wallet=watched, mint=str(S.mint), user_wallet=str(S.me),
+        amount_quote_units=amount, input="SOL", slippage_bps=2500,
+        unsigned_tx_b64=base64.b64encode(tx or build(S, buy_wsol_ixs(S))).decode())
+
+
+async def test_mirror_buy_is_submitted_and_reported_once(rig_factory: Any) -> None:
+    rig = await rig_factory()
+    rig.executor.on_mirror_signal(mirror_signal(), time.perf_counter_ns())
+    await settle(rig, lambda: bool(rig.mirror_results()) and rig.executor.in_flight == 0)
+    assert rig.mirror_results() == [protocol.MirrorBuyResult(mint=str(S.mint), success=True)]
+    assert len(rig.lander.submitted) == 1
+
+
+@pytest.mark.parametrize(
+    ("signal_kwargs", "cfg", "reason"),
+    [
+        ({"watched": "Someone1111111111111111111111111111111111111"}, {},
+         "mirror_not_configured"),
+        ({"amount": BUY_LAMPORTS * 2}, {}, "buy_amount_mismatch"),
+        ({}, {"mirror": {"enabled": False}}, "mirror_disabled"),
+    ],
+)
+async def test_refused_mirror_buys_report_failure_once(
+        rig_factory: Any, signal_kwargs: dict[str, Any], cfg: dict[str, Any],
+        reason: str) -> None:
+    rig = await rig_factory(**cfg)
+    rig.executor.on_mirror_signal(mirror_signal(**signal_kwargs), time.perf_counter_ns())
+    assert rig.mirror_results() == [protocol.MirrorBuyResult(mint=str(S.mint), success=False)]
+    assert rig.executor._metrics.guard_refusals.get(reason) == 1
+    assert rig.lander.submitted == []
+
+
+async def test_mirror_submit_failure_reports_failure(rig_factory: Any) -> None:
+    rig = await rig_factory()
+    rig.lander.submit_ok = False
+    rig.executor.on_mirror_signal(mirror_signal(), time.perf_counter_ns())
+    await settle(rig, lambda: bool(rig.mirror_results()) and rig.executor.in_flight == 0)
+    assert rig.mirror_results() == [protocol.MirrorBuyResult(mint=str(S.mint), success=False)]

@@ -243,14 +243,17 @@ class StreamClient:
 
     async def _one_connection(self, http: aiohttp.ClientSession) -> None:
         timeout = aiohttp.ClientWSTimeout(ws_close=2.0)
-        ws = await http.ws_connect(
-            self._cfg.url,
-            headers={"x-api-key": self._cfg.api_key},
-            timeout=timeout,
-            autoping=True,
-            decode_text=False,
-            max_msg_size=4 * 1024 * 1024,
-        )
+        # A server that accepts TCP but never answers the upgrade must not hold us
+        # (aiohttp's own default would wait 5 minutes).
+        async with asyncio.timeout(self._cfg.connect_timeout_sec):
+            ws = await http.ws_connect(
+                self._cfg.url,
+                headers={"x-api-key": self._cfg.api_key},
+                timeout=timeout,
+                autoping=True,
+                decode_text=False,
+                max_msg_size=4 * 1024 * 1024,
+            )
         self._ws = ws
         self.state.last_frame_monotonic = time.monotonic()
         log.info("stream_connected", url=_display_url(self._cfg.url))

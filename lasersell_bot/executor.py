@@ -26,6 +26,7 @@ from lasersell_bot.exitbook import (
     Decision,
     ExitBook,
     GiveUp,
+    LevelFailed,
     Outcome,
     RequestExit,
     RetryPolicy,
@@ -114,18 +115,16 @@ class Executor:
         self._metrics = metrics
         self._notifier = notifier
         self._policy = GuardPolicy.from_config(cfg.guard)
-        self._book = ExitBook(RetryPolicy(
-            max_retries=cfg.send.max_retries,
-            slippage_base_bps=cfg.send.slippage_base_bps,
-            slippage_bump_bps=cfg.send.slippage_bump_bps,
-            slippage_max_bps=cfg.send.slippage_max_bps,
-        ))
+        self._book = ExitBook(_retry_policy(cfg))
         self._signal_ids: dict[int, tuple[int, int]] = {}
         self._busy: set[int] = set()
         self._tasks: asyncio.TaskGroup | None = None
         self._in_flight = 0
         self._accepting = True
         self.last_signal_monotonic: float | None = None
+        # server clock minus ours, from hello_ok; signal ages are measured on its clock
+        self.server_clock_offset_ms = 0
+        self._stream_up = True
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -137,9 +136,22 @@ class Executor:
                 ready.set()
             while True:
                 await asyncio.sleep(TICK_SECONDS)
-                self._apply(self._book.tick(_now_ms()))
+                if self._stream_up:
+                    self._apply(self._book.tick(_now_ms()))
                 for position_id in list(self._busy):
                     self._sync_busy(position_id, landed=False)
+
+    def apply_config(self, cfg: Config) -> None:
+        """Use a reloaded config from now on (guard, retries, dry run, mirror rules)."""
+        self._cfg = cfg
+        self._policy = GuardPolicy.from_config(cfg.guard)
+        self._book.set_policy(_retry_policy(cfg))
+
+    def set_stream_up(self, up: bool) -> None:
+        """While the stream is down, requested signals cannot come: don't count the wait."""
+        if up and not self._stream_up:
+            self._book.restart_waits(_now_ms())
+        self._stream_up = up
 
     def stop_accepting(self) -> None:
         self._accepting = False
@@ -176,19 +188,17 @@ class Executor:
         self.last_signal_monotonic = time.monotonic()
         self._metrics.signals.inc("exit")
         signal_id = self._journal.record_signal("exit", signal, _now_ms())
-        log.info("exit_signal", position_id=signal.position_id, reason=signal.reason,
-                 level_index=signal.level_index, mint=signal.mint,
-                 profit_units=signal.profit_units, signal_id=signal_id)
-        if not self._accepting:
-            log.warning("exit_signal_ignored_shutting_down", position_id=signal.position_id)
-            return
         if self._wallets.for_pubkey(signal.wallet_pubkey) is None:
             self._refuse_signal(signal_id, "unknown_wallet",
                                 f"no keypair for wallet {signal.wallet_pubkey}")
             return
+        # Exits keep running during a shutdown drain: a missed exit costs money.
         self._signal_ids[id(signal)] = (signal_id, received_ns)
         self._apply(self._book.offer(signal, _now_ms()))
         self._sync_busy(signal.position_id, landed=False)
+        log.info("exit_signal", position_id=signal.position_id, reason=signal.reason,
+                 level_index=signal.level_index, mint=signal.mint,
+                 profit_units=signal.profit_units, signal_id=signal_id)
 
     def on_position_closed(self, position_id: int) -> None:
         self._apply(self._book.position_closed(position_id))
@@ -204,6 +214,8 @@ class Executor:
                 self._give_up(decision)
             elif isinstance(decision, Superseded):
                 self._superseded(decision)
+            elif isinstance(decision, LevelFailed):
+                self._level_failed(decision)
 
     def _sync_busy(self, position_id: int, landed: bool) -> None:
         """Tell the session when a position turns busy (a sell may land) or idle."""
@@ -241,7 +253,7 @@ class Executor:
 
     def _check_fresh(self, signal: protocol.ExitSignalWithTx) -> None:
         limit = self._cfg.send.max_signal_age_ms
-        age = _now_ms() - signal.triggered_at_ms
+        age = _now_ms() + self.server_clock_offset_ms - signal.triggered_at_ms
         if limit and age > limit:
             raise _Refused("stale_signal", f"signal is {age} ms old (limit {limit} ms)")
 
@@ -343,6 +355,14 @@ class Executor:
         self._notify("exit_failed", f"gave up exiting position {decision.position_id} "
                      f"after {decision.attempts} attempts")
 
+    def _level_failed(self, decision: LevelFailed) -> None:
+        signal = decision.signal
+        log.error("exit_level_failed", position_id=signal.position_id,
+                  level_index=signal.level_index, outcome=decision.outcome.value,
+                  detail="a partial sell is not retried as a full exit; the server re-signals")
+        self._notify("exit_failed", f"ladder level {signal.level_index} of {signal.mint} "
+                     f"{decision.outcome.value}")
+
     def _superseded(self, decision: Superseded) -> None:
         entry = self._signal_ids.pop(id(decision.signal), None)
         log.info("exit_signal_superseded", position_id=decision.signal.position_id,
@@ -354,11 +374,15 @@ class Executor:
         state: AttemptState = "error"
         err: Any = "no signed transaction recorded"
         if attempt.signed_tx_b64 and attempt.signature:
-            signed = base64.b64decode(attempt.signed_tx_b64)
-            stored = _Signed(signed, attempt.signature, _blockhash_of(signed))
-            result = await self._land_until_known(stored, None, attempt.attempt_id)
-            _, state = _exit_outcome(result, signed)
-            err = result.err if isinstance(result, landing.Failed) else None
+            try:
+                signed = base64.b64decode(attempt.signed_tx_b64)
+                stored = _Signed(signed, attempt.signature, _blockhash_of(signed))
+            except ValueError as exc:
+                err = f"stored transaction unreadable: {exc}"
+            else:
+                result = await self._land_until_known(stored, None, attempt.attempt_id)
+                _, state = _exit_outcome(result, signed)
+                err = result.err if isinstance(result, landing.Failed) else None
         self._journal.record_outcome(attempt.attempt_id, state, err=err)
         log.warning("pending_tx_resolved", kind=attempt.kind, position_id=attempt.position_id,
                     signature=attempt.signature, state=state)
@@ -375,19 +399,27 @@ class Executor:
         log.info("mirror_buy_signal", watched_wallet=signal.watched_wallet, mint=signal.mint,
                  amount_quote_units=signal.amount_quote_units, input=signal.input)
         try:
+            if not self._accepting:
+                raise _Refused("shutting_down", "the daemon is stopping; no new buys")
             expectation = self._mirror_expectation(signal)
             signed = self._guard_and_sign(signal.unsigned_tx_b64, signal.user_wallet, expectation)
+            self._journal.record_guard(signal_id, True, "", "")
+            self._spawn(self._land_mirror(signal, signal_id, signed, received_ns))
         except _Refused as refusal:
-            self._journal.record_guard(signal_id, False, refusal.reason, refusal.detail)
-            self._metrics.guard_refusals.inc(refusal.reason)
-            log.error("guard_refused", kind="mirror_buy", mint=signal.mint,
-                      reason=refusal.reason, detail=refusal.detail)
-            self._notify("guard_refused", f"mirror buy of {signal.mint} refused: "
-                         f"{refusal.reason}")
-            self._report_mirror(signal.mint, False)
-            return
-        self._journal.record_guard(signal_id, True, "", "")
-        self._spawn(self._land_mirror(signal, signal_id, signed, received_ns))
+            self._mirror_refused(signal, signal_id, refusal)
+        except Exception as exc:
+            log.exception("mirror_start_failed", mint=signal.mint)
+            self._mirror_refused(signal, signal_id,
+                                 _Refused("internal_error", f"{type(exc).__name__}: {exc}"))
+
+    def _mirror_refused(self, signal: protocol.MirrorBuySignal, signal_id: int,
+                        refusal: _Refused) -> None:
+        self._journal.record_guard(signal_id, False, refusal.reason, refusal.detail)
+        self._metrics.guard_refusals.inc(refusal.reason)
+        log.error("guard_refused", kind="mirror_buy", mint=signal.mint,
+                  reason=refusal.reason, detail=refusal.detail)
+        self._notify("guard_refused", f"mirror buy of {signal.mint} refused: {refusal.reason}")
+        self._report_mirror(signal.mint, False)
 
     def _mirror_expectation(self, signal: protocol.MirrorBuySignal) -> Expectation:
         if not self._cfg.mirror.enabled:
@@ -397,14 +429,27 @@ class Executor:
         if watch is None:
             raise _Refused("mirror_not_configured",
                            f"watched wallet {signal.watched_wallet} is not in watch_wallets")
+        buyer = watch.auto_buy_wallet or self._wallets.pubkeys()[0]
+        if signal.user_wallet != buyer:
+            raise _Refused("buy_wallet_mismatch",
+                           f"buy for wallet {signal.user_wallet}, configured {buyer}")
+        if signal.input != "SOL":
+            raise _Refused("buy_input_unverifiable",
+                           f"{signal.input} buys cannot be bounded by the guard; only SOL")
         agreed = _agreed_amount(watch, signal.input)
         if signal.amount_quote_units > agreed:
             raise _Refused("buy_amount_mismatch",
                            f"asked to spend {signal.amount_quote_units} {signal.input} units, "
                            f"configured {agreed}")
-        spend = agreed if signal.input == "SOL" else 0
-        allowance = self._cfg.guard.max_tip_lamports + MIRROR_FEE_ALLOWANCE_LAMPORTS
-        return Expectation.mirror_buy(signal.user_wallet, signal.mint, spend + allowance)
+        return Expectation.mirror_buy(signal.user_wallet, signal.mint,
+                                      self._max_spend(agreed, signal.slippage_bps))
+
+    def _max_spend(self, agreed: int, slippage_bps: int) -> int:
+        """Lamports a buy may take: the amount plus its slippage bound (capped at
+        mirror.buy_slippage_bps), the tip cap and rent and fees."""
+        bps = min(slippage_bps, self._cfg.mirror.buy_slippage_bps)
+        with_slippage = agreed + agreed * bps // 10_000
+        return with_slippage + self._cfg.guard.max_tip_lamports + MIRROR_FEE_ALLOWANCE_LAMPORTS
 
     async def _land_mirror(
         self, signal: protocol.MirrorBuySignal, signal_id: int, signed: _Signed, received_ns: int
@@ -481,6 +526,15 @@ class Executor:
 # --------------------------------------------------------------------------- helpers
 
 
+def _retry_policy(cfg: Config) -> RetryPolicy:
+    return RetryPolicy(
+        max_retries=cfg.send.max_retries,
+        slippage_base_bps=cfg.send.slippage_base_bps,
+        slippage_bump_bps=cfg.send.slippage_bump_bps,
+        slippage_max_bps=cfg.send.slippage_max_bps,
+    )
+
+
 def _now_ms() -> int:
     return int(time.time() * 1000)
 
@@ -541,7 +595,12 @@ def _agreed_amount(watch: WatchWalletConfig, quote_input: str) -> int:
 
 
 def _realized_part(signal: protocol.ExitSignalWithTx) -> float:
-    if signal.sell_tokens and signal.position_tokens:
-        return signal.profit_units * signal.sell_tokens / signal.position_tokens
-    return float(signal.profit_units)
+    """The profit this sell realised, for the metric; 0 when it is beyond a float (the
+    decoder keeps integers of any size, and a hostile server may send one)."""
+    try:
+        if signal.sell_tokens and signal.position_tokens:
+            return signal.profit_units * signal.sell_tokens / signal.position_tokens
+        return float(signal.profit_units)
+    except OverflowError:
+        return 0.0
 

@@ -8,9 +8,15 @@ It holds the rules that keep money safe:
 - ladder levels run in ``level_index`` order; a newer signal for a queued level
   replaces the older one (reported, not dropped silently); a full exit (no level)
   runs before queued ladder levels, which are discarded once it lands;
-- only an attempt known dead (failed on chain, expired, refused) leads to a new
-  ``request_exit_signal``; a slippage failure bumps slippage, other failures don't;
-- retries are bounded per exit.
+- a ladder level at or below one that already landed, or a signal whose exact
+  transaction is already live or queued, is superseded: never sold twice;
+- only a full exit known dead (failed on chain, expired, refused) leads to a new
+  ``request_exit_signal`` (which asks the server for a full exit); a slippage
+  failure bumps slippage, other failures don't; retries are bounded per exit;
+- a failed ladder level is reported (``LevelFailed``), not escalated to a full
+  exit: the server re-signals it while the price still qualifies;
+- a position closed or dropped while a sell may still land keeps its state until
+  that sell resolves; recovery locks are counted, one per unresolved attempt.
 """
 
 from __future__ import annotations
@@ -53,6 +59,14 @@ class GiveUp:
 
 
 @dataclass(frozen=True)
+class LevelFailed:
+    """A ladder level's sell is dead; the rest of the ladder goes on."""
+
+    signal: ExitSignalWithTx
+    outcome: Outcome
+
+
+@dataclass(frozen=True)
 class Superseded:
     """A queued signal that will never run, and why."""
 
@@ -60,7 +74,7 @@ class Superseded:
     reason: str
 
 
-Decision = Start | RequestExit | GiveUp | Superseded
+Decision = Start | RequestExit | GiveUp | Superseded | LevelFailed
 
 
 @dataclass(frozen=True)
@@ -90,6 +104,18 @@ class _PositionExits:
     slippage_bps: int | None = None
     awaiting_since_ms: int | None = None
     pending_request: bool = False
+    locks: int = 0
+    closed: bool = False
+    highest_landed_level: int | None = None
+
+    def holds(self) -> bool:
+        """A sell may still land, or one is being asked for."""
+        return self.live is not None or self.pending_request or self.locks > 0
+
+    def seen(self, signal: ExitSignalWithTx) -> bool:
+        pending = [self.live, *self.queued.values()]
+        return any(s is not None and s.unsigned_tx_b64 == signal.unsigned_tx_b64
+                   for s in pending)
 
 
 class ExitBook:
@@ -99,12 +125,15 @@ class ExitBook:
         self._policy = policy
         self._positions: dict[int, _PositionExits] = {}
 
+    def set_policy(self, policy: RetryPolicy) -> None:
+        self._policy = policy
+
     # ----------------------------------------------------------------- queries
 
     def is_busy(self, position_id: int) -> bool:
         """True while a sell for the position may still land or is being asked for."""
         state = self._positions.get(position_id)
-        return state is not None and (state.live is not None or state.pending_request)
+        return state is not None and state.holds()
 
     def queued(self, position_id: int) -> list[ExitSignalWithTx]:
         state = self._positions.get(position_id)
@@ -117,17 +146,20 @@ class ExitBook:
     # ----------------------------------------------------------------- events
 
     def lock(self, position_id: int) -> None:
-        """Block new sells for a position whose earlier attempt is unresolved (recovery)."""
-        self._state(position_id).pending_request = True
+        """Block new sells while an earlier attempt is unresolved (one lock per attempt)."""
+        self._state(position_id).locks += 1
 
     def unlock(self, position_id: int) -> list[Decision]:
         state = self._state(position_id)
-        state.pending_request = False
+        state.locks = max(0, state.locks - 1)
         return self._start_next(position_id, state)
 
     def offer(self, signal: ExitSignalWithTx, now_ms: int) -> list[Decision]:
         """A new exit signal arrived."""
         state = self._state(signal.position_id)
+        stale = self._stale_reason(state, signal)
+        if stale is not None:
+            return [Superseded(signal, stale)]
         key = level_key(signal)
         decisions: list[Decision] = []
         replaced = state.queued.get(key)
@@ -137,17 +169,29 @@ class ExitBook:
         if state.pending_request and state.awaiting_since_ms is not None:
             state.pending_request = False
             state.awaiting_since_ms = None
-        if state.live is None and not state.pending_request:
-            decisions.extend(self._start_next(signal.position_id, state))
+        decisions.extend(self._start_next(signal.position_id, state))
         return decisions
+
+    @staticmethod
+    def _stale_reason(state: _PositionExits, signal: ExitSignalWithTx) -> str | None:
+        if state.seen(signal):
+            return "duplicate_signal"
+        floor = state.highest_landed_level
+        if signal.level_index is not None and floor is not None and signal.level_index <= floor:
+            return "level_already_sold"
+        return None
 
     def finished(self, position_id: int, outcome: Outcome, now_ms: int) -> list[Decision]:
         """The live attempt for ``position_id`` reached a final outcome."""
         state = self._state(position_id)
         done, state.live = state.live, None
+        if state.closed:
+            return self._forget_closed(position_id, state)
         if outcome in (Outcome.LANDED, Outcome.DRY_RUN):
             state.failures = 0
             return self._after_landing(position_id, state, done)
+        if done is not None and done.level_index is not None:
+            return [LevelFailed(done, outcome), *self._start_next(position_id, state)]
         return self._after_failure(position_id, state, outcome, now_ms)
 
     def tick(self, now_ms: int) -> list[Decision]:
@@ -162,13 +206,31 @@ class ExitBook:
                 decisions.extend(self._retry_or_give_up(position_id, state, now_ms, False))
         return decisions
 
+    def restart_waits(self, now_ms: int) -> None:
+        """Requested signals are waited for afresh (after a reconnect)."""
+        for state in self._positions.values():
+            if state.awaiting_since_ms is not None:
+                state.awaiting_since_ms = now_ms
+
     def position_closed(self, position_id: int) -> list[Decision]:
-        """The server stopped tracking the position: queued signals are moot."""
+        """The server stopped tracking the position: queued signals are moot. A sell
+        that may still land (or a recovery lock) keeps the state until it resolves."""
         state = self._positions.get(position_id)
-        if state is None or state.live is not None:
+        if state is None:
             return []
-        del self._positions[position_id]
-        return [Superseded(s, "position_closed") for s in state.queued.values()]
+        dropped: list[Decision] = [Superseded(s, "position_closed")
+                                   for s in state.queued.values()]
+        state.queued.clear()
+        if state.live is not None or state.locks > 0:
+            state.closed = True
+        else:
+            del self._positions[position_id]
+        return dropped
+
+    def _forget_closed(self, position_id: int, state: _PositionExits) -> list[Decision]:
+        if state.locks == 0 and state.live is None:
+            del self._positions[position_id]
+        return []
 
     # ----------------------------------------------------------------- internals
 
@@ -176,7 +238,9 @@ class ExitBook:
         return self._positions.setdefault(position_id, _PositionExits())
 
     def _start_next(self, position_id: int, state: _PositionExits) -> list[Decision]:
-        if state.live is not None or state.pending_request or not state.queued:
+        if state.closed:
+            return self._forget_closed(position_id, state)
+        if state.holds() or not state.queued:
             return []
         key = FULL_EXIT if FULL_EXIT in state.queued else min(state.queued)
         state.live = state.queued.pop(key)
@@ -190,7 +254,18 @@ class ExitBook:
             dropped = [Superseded(s, "position_sold_out") for s in state.queued.values()]
             state.queued.clear()
             return list(dropped)
-        return self._start_next(position_id, state)
+        sold: list[Decision] = []
+        if done is not None and done.level_index is not None:
+            state.highest_landed_level = max(done.level_index,
+                                             state.highest_landed_level or 0)
+            sold = self._drop_sold_levels(state)
+        return sold + self._start_next(position_id, state)
+
+    @staticmethod
+    def _drop_sold_levels(state: _PositionExits) -> list[Decision]:
+        floor = state.highest_landed_level
+        keys = [k for k in state.queued if k != FULL_EXIT and floor is not None and k <= floor]
+        return [Superseded(state.queued.pop(k), "level_already_sold") for k in keys]
 
     def _after_failure(
         self, position_id: int, state: _PositionExits, outcome: Outcome, now_ms: int

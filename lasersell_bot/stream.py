@@ -31,6 +31,7 @@ log = get_logger("stream")
 BACKOFF_START_MS: Final = 100
 BACKOFF_CAP_MS: Final = 2000
 _TYPE_MARK: Final = b'"type":"'
+_LEADING_TAG: Final = b"{" + _TYPE_MARK
 _LOW_TAGS: Final = frozenset(t.encode() for t in protocol.LOW_PRIORITY_TYPES)
 _OUTBOX_LIMIT: Final = 1024
 
@@ -69,7 +70,13 @@ def peek_type(frame: bytes) -> bytes | None:
 
 
 def is_low_priority(frame: bytes) -> bool:
-    return peek_type(frame) in _LOW_TAGS
+    """True only for a frame that opens with a low-priority tag (``{"type":"pnl_update"``).
+
+    ``peek_type`` finds the first ``"type":"`` anywhere, which can be a nested key: such a
+    frame (or one written with spaces) is decoded on the high lane, so nothing high can
+    end up in the drop-oldest lane, whose handler only updates state.
+    """
+    return frame.startswith(_LEADING_TAG) and peek_type(frame) in _LOW_TAGS
 
 
 class LowLane:
@@ -262,11 +269,9 @@ class StreamClient:
             async with asyncio.TaskGroup() as tasks:
                 writer = tasks.create_task(self._write_outbox(ws))
                 pinger = tasks.create_task(self._ping_and_watch(ws))
-                hello = tasks.create_task(self._expect_hello(ws))
                 await self._read_frames(ws)
                 writer.cancel()
                 pinger.cancel()
-                hello.cancel()
         finally:
             self._ws = None
             self._mark_disconnected(ws)
@@ -373,15 +378,6 @@ class StreamClient:
             while self._outbox and self.state.connected:
                 await ws.send_str(protocol.encode(self._outbox[0]).decode())
                 self._outbox.popleft()
-
-    async def _expect_hello(self, ws: _WS) -> None:
-        """No ``hello_ok`` within the connect timeout: the socket may answer pings but
-        will never carry signals, so close it and let the loop back off and retry."""
-        await asyncio.sleep(self._cfg.connect_timeout_sec)
-        if not self.state.connected:
-            self.state.last_error = f"no hello_ok within {self._cfg.connect_timeout_sec}s"
-            log.warning("hello_timeout", seconds=self._cfg.connect_timeout_sec)
-            await _close_quietly(ws)
 
     async def _ping_and_watch(self, ws: _WS) -> None:
         """Application ping each interval; no frame for two intervals means dead."""

@@ -22,13 +22,17 @@ from lasersell_bot.metrics import Metrics
 from lasersell_bot.wallet import Wallets
 from tests.txfactory import (
     BUY_LAMPORTS,
+    TOKEN_2022,
     Scenario,
     build,
     buy_wsol_ixs,
     compute_budget,
+    create_ata,
     exit_pumpfun_ixs,
+    pump_buy,
     pump_sell,
     sol_transfer,
+    tip,
 )
 
 S = Scenario()
@@ -204,8 +208,9 @@ async def test_a_second_signal_waits_for_the_live_sell(rig_factory: Any) -> None
         return await original(*args, **kwargs)
 
     rig.lander.land = slow_land  # type: ignore[method-assign]
+    second_tx = build(S, [*compute_budget(price=300_000), pump_sell(S)])
     rig.executor.on_exit_signal(exit_signal(level=0), time.perf_counter_ns())
-    rig.executor.on_exit_signal(exit_signal(level=1), time.perf_counter_ns())
+    rig.executor.on_exit_signal(exit_signal(second_tx, level=1), time.perf_counter_ns())
     await asyncio.sleep(0.05)
     assert rig.executor.in_flight == 1  # the second is queued, not signed beside the first
     gate.set()
@@ -261,10 +266,12 @@ async def test_dry_run_signs_but_never_sends(rig_factory: Any) -> None:
 
 
 def mirror_signal(tx: bytes | None = None, *, amount: int = BUY_LAMPORTS,
-                  watched: str = WATCHED) -> protocol.MirrorBuySignal:
+                  watched: str = WATCHED, user_wallet: str = str(S.me),
+                  quote_input: str = "SOL", slippage_bps: int = 2500,
+                  ) -> protocol.MirrorBuySignal:
     return protocol.MirrorBuySignal(
-        session_id=1, watched_wallet=watched, mint=str(S.mint), user_wallet=str(S.me),
-        amount_quote_units=amount, input="SOL", slippage_bps=2500,
+        session_id=1, watched_wallet=watched, mint=str(S.mint), user_wallet=user_wallet,
+        amount_quote_units=amount, input=quote_input, slippage_bps=slippage_bps,
         unsigned_tx_b64=base64.b64encode(tx or build(S, buy_wsol_ixs(S))).decode())
 
 
@@ -283,6 +290,9 @@ async def test_mirror_buy_is_submitted_and_reported_once(rig_factory: Any) -> No
          "mirror_not_configured"),
         ({"amount": BUY_LAMPORTS * 2}, {}, "buy_amount_mismatch"),
         ({}, {"mirror": {"enabled": False}}, "mirror_disabled"),
+        ({"user_wallet": "Other11111111111111111111111111111111111111"}, {},
+         "buy_wallet_mismatch"),
+        ({"quote_input": "USD1"}, {}, "buy_input_unverifiable"),
     ],
 )
 async def test_refused_mirror_buys_report_failure_once(
@@ -301,3 +311,46 @@ async def test_mirror_submit_failure_reports_failure(rig_factory: Any) -> None:
     rig.executor.on_mirror_signal(mirror_signal(), time.perf_counter_ns())
     await settle(rig, lambda: bool(rig.mirror_results()) and rig.executor.in_flight == 0)
     assert rig.mirror_results() == [protocol.MirrorBuyResult(mint=str(S.mint), success=False)]
+
+
+async def test_a_buy_may_spend_its_slippage_bound_but_not_more(rig_factory: Any) -> None:
+    def pump_fun_buy(max_sol: int) -> bytes:
+        return build(S, [*compute_budget(), create_ata(S, S.mint, TOKEN_2022),
+                         pump_buy(S, max_sol, TOKEN_2022), tip(S)])
+
+    rig = await rig_factory(mirror={"buy_slippage_bps": 2500})
+    within = pump_fun_buy(BUY_LAMPORTS * 125 // 100)  # amount + 25 % slippage
+    rig.executor.on_mirror_signal(mirror_signal(within), time.perf_counter_ns())
+    await settle(rig, lambda: len(rig.mirror_results()) == 1)
+    assert rig.mirror_results()[0].success
+    beyond = pump_fun_buy(BUY_LAMPORTS * 2)
+    rig.executor.on_mirror_signal(mirror_signal(beyond), time.perf_counter_ns())
+    await settle(rig, lambda: len(rig.mirror_results()) == 2)
+    assert not rig.mirror_results()[1].success
+
+
+async def test_mirror_internal_error_still_reports_once(
+        rig_factory: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    rig = await rig_factory()
+    monkeypatch.setattr(executor_module, "check_transaction", _explode)
+    rig.executor.on_mirror_signal(mirror_signal(), time.perf_counter_ns())
+    assert rig.mirror_results() == [protocol.MirrorBuyResult(mint=str(S.mint), success=False)]
+    assert rig.executor._metrics.guard_refusals.get("internal_error") == 1
+
+
+async def test_during_shutdown_exits_still_run_but_buys_are_refused(rig_factory: Any) -> None:
+    rig = await rig_factory()
+    rig.executor.stop_accepting()
+    rig.executor.on_mirror_signal(mirror_signal(), time.perf_counter_ns())
+    assert rig.mirror_results() == [protocol.MirrorBuyResult(mint=str(S.mint), success=False)]
+    rig.executor.on_exit_signal(exit_signal(), time.perf_counter_ns())
+    await settle(rig, lambda: rig.hooks.events[-1:] == [("landed", 1)])
+    assert await rig.executor.drain(1.0)
+
+
+async def test_a_failed_ladder_level_is_not_turned_into_a_full_exit(rig_factory: Any) -> None:
+    failed = landing.Failed(err={"InstructionError": [2, {"Custom": 6003}]}, slot=1)
+    rig = await rig_factory([failed])
+    rig.executor.on_exit_signal(exit_signal(level=0, reason="tp"), time.perf_counter_ns())
+    await settle(rig, lambda: rig.hooks.events[-1:] == [("finished", 1)])
+    assert rig.requests() == []

@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 from lasersell_bot.exitbook import (
     ExitBook,
     GiveUp,
+    LevelFailed,
     Outcome,
     RequestExit,
     RetryPolicy,
@@ -148,6 +149,68 @@ def test_position_closed_drops_queue_but_not_a_live_attempt() -> None:
     book.offer(signal(position_id=3, tx="r"), 0)
     book.finished(3, Outcome.LANDED, 0)
     assert book.position_closed(3) == []
+
+
+def test_a_ladder_level_that_landed_is_never_sold_again() -> None:
+    book = ExitBook(POLICY)
+    book.offer(signal(level=0, tx="l0"), 0)
+    again = signal(level=0, tx="l0-resent")  # e.g. re-emitted after a reconnect
+    book.offer(again, 1)
+    decisions = book.finished(1, Outcome.LANDED, 2)
+    assert decisions == [Superseded(again, "level_already_sold")]
+    late = signal(level=0, tx="l0-late")
+    assert book.offer(late, 3) == [Superseded(late, "level_already_sold")]
+    assert not book.is_busy(1)
+
+
+def test_an_exact_duplicate_of_a_live_or_queued_signal_is_superseded() -> None:
+    book = ExitBook(POLICY)
+    book.offer(signal(tx="same"), 0)
+    dup = signal(tx="same")
+    assert book.offer(dup, 1) == [Superseded(dup, "duplicate_signal")]
+    assert book.queued(1) == []
+
+
+def test_recovery_locks_survive_close_and_are_counted() -> None:
+    book = ExitBook(POLICY)
+    book.lock(1)
+    book.lock(1)  # two unresolved attempts for one position
+    book.position_closed(1)  # e.g. dropped by the reconcile while the RPC is down
+    assert book.is_busy(1)
+    assert book.unlock(1) == []
+    assert book.is_busy(1)
+    book.unlock(1)
+    assert not book.is_busy(1)
+    assert book.offer(signal(tx="after"), 5) != []  # a fresh position state
+
+
+def test_a_position_closed_during_a_live_sell_is_not_retried() -> None:
+    book = ExitBook(POLICY)
+    book.offer(signal(tx="a"), 0)
+    queued = signal(level=1, tx="q")
+    book.offer(queued, 1)
+    assert book.position_closed(1) == [Superseded(queued, "position_closed")]
+    assert book.finished(1, Outcome.FAILED, 2) == []  # no request for a closed position
+    assert not book.is_busy(1)
+
+
+def test_a_failed_ladder_level_is_reported_and_the_ladder_goes_on() -> None:
+    book = ExitBook(POLICY)
+    level0 = signal(level=0, tx="l0")
+    book.offer(level0, 0)
+    book.offer(signal(level=1, tx="l1"), 1)
+    decisions = book.finished(1, Outcome.FAILED_SLIPPAGE, 2)
+    assert decisions[0] == LevelFailed(level0, Outcome.FAILED_SLIPPAGE)
+    assert [s.unsigned_tx_b64 for s in started(decisions)] == ["l1"]
+    assert not [d for d in decisions if isinstance(d, RequestExit)]  # never a full exit
+
+
+def test_a_failed_lone_ladder_level_does_not_become_a_full_exit() -> None:
+    book = ExitBook(POLICY)
+    level0 = signal(level=0, tx="l0")
+    book.offer(level0, 0)
+    assert book.finished(1, Outcome.EXPIRED, 1) == [LevelFailed(level0, Outcome.EXPIRED)]
+    assert not book.is_busy(1)
 
 
 events = st.lists(

@@ -13,10 +13,11 @@ import contextlib
 import os
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import aiohttp
+import msgspec
 
 from lasersell_bot import config as config_mod
 from lasersell_bot import landing, protocol, session
@@ -36,8 +37,14 @@ log = get_logger("daemon")
 
 STATUS_EVERY_SEC = 5.0
 EXIT_NOW_CODE = 130
+EXIT_STARTUP_FAILED = 1
 # Watchdog pings stop (systemd restarts us) after this long without a stream session.
 STREAM_DOWN_BUDGET_SEC = 300.0
+# What SIGHUP cannot change in a running daemon: these sections and [send] keys are
+# built into connections and sessions at start ([[wallets]] has its own warning).
+RESTART_SECTIONS = ("stream", "rpc", "journal", "log", "http", "notify")
+LIVE_SEND_KEYS = frozenset({"dry_run", "max_retries", "slippage_base_bps", "slippage_bump_bps",
+                            "slippage_max_bps", "max_signal_age_ms"})
 
 
 class RpcLander:
@@ -76,6 +83,17 @@ def desired_config(cfg: Config, wallets: Wallets) -> session.DesiredConfig:
         deadline_timeout_sec=cfg.strategy.deadline_timeout_sec,
         deadline_retry_sec=cfg.strategy.deadline_retry_sec,
     )
+
+
+def reload_plan(old: Config, new: Config) -> tuple[Config, list[str]]:
+    """The config a running daemon switches to on reload, and the changed keys it cannot
+    apply (they keep their values from ``old`` until a restart)."""
+    fixed_send = [k for k in old.send.__struct_fields__ if k not in LIVE_SEND_KEYS]
+    pending = [name for name in RESTART_SECTIONS if getattr(new, name) != getattr(old, name)]
+    pending += [f"send.{k}" for k in fixed_send if getattr(new.send, k) != getattr(old.send, k)]
+    send = msgspec.structs.replace(new.send, **{k: getattr(old.send, k) for k in fixed_send})
+    kept = {name: getattr(old, name) for name in RESTART_SECTIONS}
+    return msgspec.structs.replace(new, wallets=old.wallets, send=send, **kept), pending
 
 
 class Daemon:
@@ -120,14 +138,19 @@ class Daemon:
         try:
             await self._register_wallets()
             await self.notifier.start()
-            await self.health_server.start()
+            try:
+                await self.health_server.start()
+            except OSError as exc:  # http.listen taken: one clear line, and systemd retries
+                log.error("startup_failed", error=exc.strerror or str(exc))
+                return EXIT_STARTUP_FAILED
             async with asyncio.TaskGroup() as tasks:
                 executor_ready = asyncio.Event()
                 background = [
                     tasks.create_task(self.executor.run(executor_ready)),
-                    tasks.create_task(self.watchdog.run(self._is_healthy)),
-                    tasks.create_task(self._tick_session()),
-                    tasks.create_task(self._report_status()),
+                    tasks.create_task(_supervised("watchdog",
+                                                  lambda: self.watchdog.run(self._is_healthy))),
+                    tasks.create_task(_supervised("session_ticker", self._tick_session)),
+                    tasks.create_task(_supervised("status_reporter", self._report_status)),
                 ]
                 await executor_ready.wait()
                 await self.executor.recover()
@@ -178,6 +201,7 @@ class Daemon:
         return self.session.configure_messages()
 
     def _on_connection_change(self, up: bool) -> None:
+        self.executor.set_stream_up(up)
         if not up:
             self.session.on_connection_lost(_now_ms())
             return
@@ -187,6 +211,8 @@ class Daemon:
             log.info("ready", wallets=len(self.wallets.pubkeys()))
 
     def _on_high(self, message: Any, received_ns: int) -> None:
+        if isinstance(message, protocol.HelloOk):
+            self.executor.server_clock_offset_ms = message.server_time_ms - _now_ms()
         self._dispatch(self.session.on_message(message, _now_ms()), received_ns)
         self._wakeup.set()
 
@@ -273,7 +299,11 @@ class Daemon:
         if [w.keypair_path for w in new.wallets] != [w.keypair_path for w in old.wallets]:
             log.warning("reload_wallets_need_restart",
                         detail="keypairs are loaded at start; restart to change [[wallets]]")
-        self.cfg = new
+        self.cfg, pending = reload_plan(old, new)
+        if pending:
+            log.warning("reload_needs_restart", keys=pending,
+                        detail="these settings keep their start-up values until a restart")
+        self.executor.apply_config(self.cfg)
         self._dispatch(actions, time.perf_counter_ns())
         log.info("config_reloaded", strategy_changed=new.strategy != old.strategy)
 
@@ -303,12 +333,12 @@ class Daemon:
         summary_every = self.cfg.log.pnl_summary_sec
         last_summary = time.monotonic()
         while True:
-            await asyncio.sleep(STATUS_EVERY_SEC)
             last = self.executor.last_signal_monotonic
             self.sd.status(make_status_line(
                 positions=len(self.session.positions()),
                 last_signal_age_s=None if last is None else time.monotonic() - last,
                 reconnects=self.stream.state.reconnects))
+            await asyncio.sleep(STATUS_EVERY_SEC)
             if time.monotonic() - last_summary >= summary_every:
                 last_summary = time.monotonic()
                 self._log_pnl_summary()
@@ -339,6 +369,17 @@ class Daemon:
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
+
+
+async def _supervised(name: str, loop: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    """Run a background loop; if it crashes, log it and start it again."""
+    while True:
+        try:
+            await loop()
+            return
+        except Exception:
+            log.exception("background_task_crashed", task=name)
+            await asyncio.sleep(1.0)
 
 
 def _public_fields(message: Any) -> dict[str, Any]:

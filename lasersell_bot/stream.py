@@ -269,9 +269,11 @@ class StreamClient:
             async with asyncio.TaskGroup() as tasks:
                 writer = tasks.create_task(self._write_outbox(ws))
                 pinger = tasks.create_task(self._ping_and_watch(ws))
+                hello = tasks.create_task(self._expect_hello(ws))
                 await self._read_frames(ws)
                 writer.cancel()
                 pinger.cancel()
+                hello.cancel()
         finally:
             self._ws = None
             self._mark_disconnected(ws)
@@ -378,6 +380,15 @@ class StreamClient:
             while self._outbox and self.state.connected:
                 await ws.send_str(protocol.encode(self._outbox[0]).decode())
                 self._outbox.popleft()
+
+    async def _expect_hello(self, ws: _WS) -> None:
+        """No ``hello_ok`` within the connect timeout: the socket may answer pings but
+        will never carry signals, so close it and let the loop back off and retry."""
+        await asyncio.sleep(self._cfg.connect_timeout_sec)
+        if not self.state.connected:
+            self.state.last_error = f"no hello_ok within {self._cfg.connect_timeout_sec}s"
+            log.warning("hello_timeout", seconds=self._cfg.connect_timeout_sec)
+            await _close_quietly(ws)
 
     async def _ping_and_watch(self, ws: _WS) -> None:
         """Application ping each interval; no frame for two intervals means dead."""

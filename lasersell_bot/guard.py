@@ -367,7 +367,15 @@ class _Ctx:
 
 
 def check_transaction(tx_bytes: bytes, policy: GuardPolicy, expect: Expectation) -> Verdict:
-    """Decide whether ``tx_bytes`` may be signed by ``expect.wallet``."""
+    """Decide whether ``tx_bytes`` may be signed by ``expect.wallet``. Never raises: an
+    unexpected error inside a rule refuses the transaction (``guard_error``)."""
+    try:
+        return _check(tx_bytes, policy, expect)
+    except Exception as exc:
+        return _refuse("guard_error", f"{type(exc).__name__}: {exc}")
+
+
+def _check(tx_bytes: bytes, policy: GuardPolicy, expect: Expectation) -> Verdict:
     if len(tx_bytes) > policy.max_tx_bytes:
         return _refuse("tx_too_large", f"{len(tx_bytes)} bytes > {policy.max_tx_bytes}")
     shape = _check_shape(tx_bytes)
@@ -530,6 +538,8 @@ def _create_args(data: bytes, tag: int) -> tuple[int, int, Pubkey]:
     offset = 4
     if tag == 3:
         seed_len = _u64(data, 36)
+        if seed_len > len(data):  # a u64 offset would overflow unpack_from (OverflowError)
+            raise struct.error("seed longer than the instruction data")
         offset = 44 + seed_len
     lamports, space = struct.unpack_from("<QQ", data, offset)
     owner = data[offset + 16:offset + 48]

@@ -383,7 +383,7 @@ class Decoder:
     ) -> AnyServerMessage | AnyClientMessage | UnknownMessage | MalformedFrame:
         try:
             return self._decoder.decode(frame)
-        except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        except _DECODE_ERRORS as exc:
             return self._classify(frame, exc)
 
     def _classify(
@@ -391,11 +391,23 @@ class Decoder:
     ) -> UnknownMessage | MalformedFrame:
         try:
             kind = self._peek.decode(frame).type
-        except (msgspec.ValidationError, msgspec.DecodeError):
-            return MalformedFrame(error=str(exc))
+        except _DECODE_ERRORS:
+            return MalformedFrame(error=_describe(exc))
         if kind is not None and kind not in self._known:
             return UnknownMessage(type=kind)
-        return MalformedFrame(error=str(exc), type=kind)
+        return MalformedFrame(error=_describe(exc), type=kind)
+
+
+# Beyond msgspec's own errors: nesting deeper than the interpreter's recursion limit
+# raises RecursionError, and a ``str`` frame holding a lone surrogate UnicodeEncodeError.
+_DECODE_ERRORS: Final = (msgspec.ValidationError, msgspec.DecodeError, RecursionError,
+                         UnicodeError)
+
+
+def _describe(exc: Exception) -> str:
+    if isinstance(exc, msgspec.MsgspecError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _members(union: object) -> tuple[type[Struct], ...]:

@@ -114,7 +114,7 @@ class Daemon:
         self.stream = StreamClient(
             cfg.stream, configure_messages=self._configure_messages, on_high=self._on_high,
             on_low=self._on_low, metrics=self.metrics,
-            on_connection_change=self._on_connection_change)
+            on_connection_change=self._on_connection_change, reregister=self._register_wallets)
         self.executor = Executor(
             cfg, wallets=wallets,
             lander=RpcLander(self.submitter, landing.LandingParams.from_config(cfg.send)),

@@ -15,7 +15,7 @@ import contextlib
 import random
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
@@ -34,6 +34,14 @@ _TYPE_MARK: Final = b'"type":"'
 _LEADING_TAG: Final = b"{" + _TYPE_MARK
 _LOW_TAGS: Final = frozenset(t.encode() for t in protocol.LOW_PRIORITY_TYPES)
 _OUTBOX_LIMIT: Final = 1024
+# ``error`` codes by which the server refuses our configure (or strategy): the
+# session then carries no signals for us, whatever the socket says.
+CONFIGURE_REFUSALS: Final = frozenset({
+    "wallet_not_registered", "invalid_strategy", "invalid_wallet", "invalid_wallets",
+    "too_many_wallets", "too_many_watch_wallets", "not_configured",
+})
+# Refusals a new session can cure (after registering the wallets again).
+_RECONNECT_REFUSALS: Final = frozenset({"wallet_not_registered"})
 
 _WS = aiohttp.ClientWebSocketResponse[Literal[False]]
 HighHandler = Callable[[Any, int], None]
@@ -180,6 +188,7 @@ class StreamClient:
         metrics: Metrics,
         on_connection_change: Callable[[bool], None] | None = None,
         http: aiohttp.ClientSession | None = None,
+        reregister: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self._cfg = cfg
         self._configure_messages = configure_messages
@@ -188,6 +197,7 @@ class StreamClient:
         self._on_connection_change = on_connection_change or (lambda _up: None)
         self._metrics = metrics
         self._http = http
+        self._reregister = reregister
         self._decoder = protocol.server_decoder()
         self.lane = LowLane(cfg.low_priority_capacity, metrics)
         self.state = StreamState()
@@ -196,6 +206,9 @@ class StreamClient:
         self._outbox_ready = asyncio.Event()
         self._stopping = asyncio.Event()
         self._backoff = Backoff()
+        self._reached_hello = False
+        self._refusal: str | None = None
+        self._drop_session = asyncio.Event()
         self._ping_sent: dict[int, float] = {}
 
     # ----------------------------------------------------------- public API
@@ -237,6 +250,7 @@ class StreamClient:
                 self._note_failure(group.exceptions[0])
             if self._stopping.is_set():
                 return
+            await self._after_session()
             delay_ms = self._backoff.next_delay_ms()
             self.state.reconnects += 1
             self._metrics.reconnects.inc()
@@ -244,11 +258,25 @@ class StreamClient:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), delay_ms / 1000)
 
+    async def _after_session(self) -> None:
+        """Reset the backoff after a session that reached ``hello_ok`` and was not
+        refused; after a ``wallet_not_registered`` refusal, register again first."""
+        refusal, self._refusal = self._refusal, None
+        if self._reached_hello and refusal is None:
+            self._backoff.reset()
+        if refusal in _RECONNECT_REFUSALS and self._reregister is not None:
+            try:
+                await self._reregister()
+            except Exception as exc:
+                log.error("reregister_failed", error=f"{type(exc).__name__}: {exc}")
+
     def _note_failure(self, exc: BaseException) -> None:
         self.state.last_error = f"{type(exc).__name__}: {exc}"
         log.warning("stream_connect_failed", error=self.state.last_error)
 
     async def _one_connection(self, http: aiohttp.ClientSession) -> None:
+        self._reached_hello = False
+        self._drop_session.clear()
         timeout = aiohttp.ClientWSTimeout(ws_close=2.0)
         # A server that accepts TCP but never answers the upgrade must not hold us
         # (aiohttp's own default would wait 5 minutes).
@@ -270,10 +298,12 @@ class StreamClient:
                 writer = tasks.create_task(self._write_outbox(ws))
                 pinger = tasks.create_task(self._ping_and_watch(ws))
                 hello = tasks.create_task(self._expect_hello(ws))
+                dropper = tasks.create_task(self._close_when_dropped(ws))
                 await self._read_frames(ws)
                 writer.cancel()
                 pinger.cancel()
                 hello.cancel()
+                dropper.cancel()
         finally:
             self._ws = None
             self._mark_disconnected(ws)
@@ -324,7 +354,7 @@ class StreamClient:
         elif isinstance(message, protocol.Pong):
             self._on_pong()
         elif isinstance(message, protocol.ErrorMsg):
-            log.error("stream_error", code=message.code, message=message.message)
+            self._on_error(message)
         try:
             self._on_high(message, received_ns)
         except Exception:
@@ -345,11 +375,24 @@ class StreamClient:
         self.state.session_id = hello.session_id
         self.state.last_error = ""
         self.state.down_since_monotonic = None
-        self._backoff.reset()
+        self._reached_hello = True
         self._metrics.stream_connected.set(1)
         log.info("hello_ok", session_id=hello.session_id, hi_capacity=hello.limits.hi_capacity)
         self._on_connection_change(True)
         self._outbox_ready.set()
+
+    def _on_error(self, error: protocol.ErrorMsg) -> None:
+        log.error("stream_error", code=error.code, message=error.message)
+        if error.code not in CONFIGURE_REFUSALS:
+            return
+        # Not configured as we asked: /healthz must not say ok.
+        self.state.configured = False
+        self.state.last_error = f"server refused the session: {error.code}: {error.message}"
+        self._refusal = error.code
+        log.error("configure_refused", code=error.code,
+                  detail="no signals on this session until it is fixed")
+        if error.code in _RECONNECT_REFUSALS:
+            self._drop_session.set()
 
     def _on_pong(self) -> None:
         if self._ping_sent:
@@ -389,6 +432,10 @@ class StreamClient:
             self.state.last_error = f"no hello_ok within {self._cfg.connect_timeout_sec}s"
             log.warning("hello_timeout", seconds=self._cfg.connect_timeout_sec)
             await _close_quietly(ws)
+
+    async def _close_when_dropped(self, ws: _WS) -> None:
+        await self._drop_session.wait()
+        await _close_quietly(ws)
 
     async def _ping_and_watch(self, ws: _WS) -> None:
         """Application ping each interval; no frame for two intervals means dead."""

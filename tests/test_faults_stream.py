@@ -187,7 +187,6 @@ async def test_session_limit_error_in_place_of_hello_backs_off(tmp_path: Path) -
         await exit_lands_once(run, audit, pid, mint)
 
 
-@pytest.mark.xfail(strict=True, reason="configure refusals not handled yet")
 async def test_wallet_not_registered_is_not_reported_healthy(tmp_path: Path) -> None:
     """The server forgot the wallet's registration: it refuses the configure. The
     daemon must not report a healthy session it gets no signals on; it registers the
@@ -210,7 +209,21 @@ async def test_wallet_not_registered_is_not_reported_healthy(tmp_path: Path) -> 
         await exit_lands_once(run, audit, pid, mint)
 
 
-@pytest.mark.xfail(strict=True, reason="configure refusals not handled yet")
+async def test_persistent_configure_refusal_backs_off(tmp_path: Path) -> None:
+    """hello_ok comes first, then the configure is refused, every time: the hello must
+    not reset the backoff, or the daemon would reconnect ten times a second."""
+    async with start_daemon(tmp_path) as run:
+        run.world.stream.is_registered = lambda _wallet: False  # type: ignore[method-assign]
+        started = time.monotonic()
+        await run.world.stream.drop_connections(1000)
+        await asyncio.sleep(3.5)
+        attempts = run.server.connects_between(started, time.monotonic())
+        assert 3 <= attempts <= 6, attempts  # delays 0.1, 0.2, 0.4, 0.8, 1.6 s
+        assert not run.daemon.health().ok
+        assert run.daemon.stream.state.last_error.startswith(
+            "server refused the session: wallet_not_registered")
+
+
 async def test_invalid_strategy_error_is_not_reported_healthy(tmp_path: Path) -> None:
     """An ``invalid_strategy`` error means the server refused our strategy: the
     daemon must say so on /healthz rather than claim a working session."""
@@ -224,9 +237,7 @@ async def test_invalid_strategy_error_is_not_reported_healthy(tmp_path: Path) ->
         assert run.tracked_ids() == {pid}  # positions are kept, not dropped
 
 
-@pytest.mark.parametrize("keep_state", [True, pytest.param(False, marks=pytest.mark.xfail(
-    strict=True, reason="configure refusals not handled yet"))],
-    ids=["durable-server", "amnesiac-server"])
+@pytest.mark.parametrize("keep_state", [True, False], ids=["durable-server", "amnesiac-server"])
 async def test_server_restart_with_new_session_ids(tmp_path: Path, keep_state: bool) -> None:
     async with start_daemon(tmp_path) as run:
         audit = SendAudit(run.world.chain).watch(run.world.rpc)

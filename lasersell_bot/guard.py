@@ -28,6 +28,8 @@ What it checks, in order (the first failure wins and names the instruction index
      ``transfer_checked`` only to our own ATA, no ``approve``, ``set_authority`` or
      ``burn``, ``close_account`` only to our wallet; unknown instructions that mention
      our wallet are refused;
+     Accounts we create must be owned by an allowlisted program (System, the token
+     programs, the DEXs);
    * Associated Token Account: we only pay for ATAs that we own;
    * Compute Budget: unit price <= ``max_priority_fee`` micro-lamports/CU and total
      priority fee <= ``max_priority_fee_lamports``;
@@ -553,13 +555,16 @@ def _check_create(ctx: _Ctx, index: int, ix: CompiledInstruction, tag: int) -> V
         return None
     lamports, space, owner = _create_args(ix.data, tag)
     excess = lamports - rent_exempt_lamports(min(space, MAX_FUNDED_SPACE))
-    if excess <= 0:
-        return None
-    if ctx.expect.kind == "mirror_buy" and owner in _TOKEN_PROGRAMS:
+    if excess > 0:
+        if ctx.expect.kind != "mirror_buy" or owner not in _TOKEN_PROGRAMS:
+            return _refuse("create_account_overfunded", f"funds a new {owner}-owned account "
+                           f"with {lamports} lamports ({excess} above rent-exempt)", index)
         ctx.tally.spend += excess
-        return None
-    return _refuse("create_account_overfunded", f"funds a new {owner}-owned account with "
-                   f"{lamports} lamports ({excess} above rent-exempt)", index)
+    if owner not in ctx.policy.programs:
+        # The owning program may debit the account: what we put in would be its to take.
+        return _refuse("create_account_foreign_owner", f"funds a new account owned by "
+                       f"{owner}, which is not an allowlisted program", index)
+    return None
 
 
 # ---------------------------------------------------------------------------

@@ -29,7 +29,7 @@ What it checks, in order (the first failure wins and names the instruction index
      ``burn``, ``close_account`` only to our wallet; unknown instructions that mention
      our wallet are refused;
      Accounts we create must be owned by an allowlisted program (System, the token
-     programs, the DEXs);
+     programs, the DEXs), and a token account we create must be initialised for us;
    * Associated Token Account: we only pay for ATAs that we own;
    * Compute Budget: unit price <= ``max_priority_fee`` micro-lamports/CU and total
      priority fee <= ``max_priority_fee_lamports``;
@@ -349,6 +349,7 @@ class _Ctx:
     keys: list[Pubkey]
     num_instructions: int
     tally: _Tally = field(default_factory=_Tally)
+    funded: set[Pubkey] = field(default_factory=set)  # accounts we create in this tx
 
     def key(self, ix: CompiledInstruction, pos: int) -> Pubkey | None:
         """Account at ``pos`` of ``ix``; None if missing or loaded from a lookup table."""
@@ -554,6 +555,9 @@ def _check_create(ctx: _Ctx, index: int, ix: CompiledInstruction, tag: int) -> V
     if not ctx.ours(ix, 0):
         return None
     lamports, space, owner = _create_args(ix.data, tag)
+    created = ctx.key(ix, 1)
+    if created is not None:
+        ctx.funded.add(created)
     excess = lamports - rent_exempt_lamports(min(space, MAX_FUNDED_SPACE))
     if excess > 0:
         if ctx.expect.kind != "mirror_buy" or owner not in _TOKEN_PROGRAMS:
@@ -596,10 +600,32 @@ def _check_token(ctx: _Ctx, index: int, ix: CompiledInstruction) -> Verdict | No
         return _token_transfer(ctx, index, ix, dest_pos=2, mint_pos=1, authority=3)
     if tag == 9:
         return _token_close(ctx, index, ix)
+    if tag in _TOKEN_INITS:
+        return _token_init(ctx, index, ix, tag)
     if tag in _TOKEN_HARMLESS or not ctx.mentions_us(ix):
         return None
     return _refuse("token_instruction_not_allowed",
                    f"token instruction {tag} mentions our wallet", index)
+
+
+_TOKEN_INITS = frozenset({1, 16, 18})  # initialize_account, _account2, _account3
+
+
+def _token_init(ctx: _Ctx, index: int, ix: CompiledInstruction, tag: int) -> Verdict | None:
+    """An account we just created and funded must be initialised with us as its owner:
+    otherwise its rent (and, in a buy, the wrapped SOL) belongs to someone else."""
+    account = ctx.key(ix, 0)
+    if account is None or account not in ctx.funded:
+        return None
+    if tag == 1:
+        owner = ctx.key(ix, 2)
+    else:
+        owner = Pubkey.from_bytes(ix.data[1:33]) if len(ix.data) >= 33 else None
+    if owner == ctx.expect.wallet:
+        return None
+    shown = owner if owner is not None else "a lookup-table, missing or truncated owner"
+    return _refuse("token_init_foreign_owner",
+                   f"initialises the account we funded ({account}) for {shown}", index)
 
 
 def _token_transfer(ctx: _Ctx, index: int, ix: CompiledInstruction, *, dest_pos: int,

@@ -15,6 +15,7 @@ from typing import Any
 from lasersell_bot import __version__
 
 EXIT_BAD_INPUT = 2
+EXIT_RETRY_LATER = 1  # transient: a service manager should restart us
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -39,7 +40,6 @@ def _parser() -> argparse.ArgumentParser:
     run.set_defaults(handler=_cmd_run)
 
     demo = sub.add_parser("demo", help="run the whole flow against the built-in simulator")
-    demo.add_argument("--fast", action="store_true", help="shorter pauses between steps")
     demo.set_defaults(handler=_cmd_demo)
 
     check = sub.add_parser("check", help="validate a config and reach every service once")
@@ -107,7 +107,11 @@ async def _run_daemon(cfg: Any, wallets: Any, config_path: str) -> int:
         return await daemon.run()
     except* RegistrationError as group:
         refusal = group.exceptions[0]  # type: ignore[assignment]
-    return _fail(str(refusal))
+    assert refusal is not None
+    if refusal.permanent:
+        return _fail(str(refusal))  # the API said no: a config problem, exit 2
+    print(f"lasersell-bot: {refusal}", file=sys.stderr)
+    return EXIT_RETRY_LATER
 
 
 # --------------------------------------------------------------------------- demo / sim
@@ -116,7 +120,7 @@ async def _run_daemon(cfg: Any, wallets: Any, config_path: str) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from lasersell_bot.demo import run_demo
 
-    return _run_async(run_demo(fast=args.fast))
+    return _run_async(run_demo())
 
 
 def _cmd_sim(args: argparse.Namespace) -> int:
@@ -131,9 +135,13 @@ def _cmd_sim(args: argparse.Namespace) -> int:
 
 
 def _cmd_journal(args: argparse.Namespace) -> int:
+    from lasersell_bot.config import ConfigError
     from lasersell_bot.journal import JournalReader, render_table, rows_to_json
 
-    path = args.path or _journal_path_from(args.config)
+    try:
+        path = args.path or _journal_path_from(args.config)
+    except ConfigError as exc:
+        return _fail(str(exc))
     if path is None:
         return _fail("journal: give --path or --config")
     reader = JournalReader(path)

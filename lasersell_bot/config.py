@@ -345,6 +345,9 @@ def _read_toml(path: Path) -> dict[str, Any]:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(_describe_syntax_error(path, str(exc))) from None
+    except RecursionError:  # tomllib recurses per nested array or inline table
+        raise ConfigError(f"{path}: invalid TOML: arrays or inline tables nested too "
+                          "deeply") from None
 
 
 _TOML_POSITION = re.compile(r"^(?P<what>.*) \(at line (?P<line>\d+), column (?P<column>\d+)\)$")
@@ -595,6 +598,7 @@ def _validate(cfg: Config, *, require_wallets: bool, require_secrets: bool) -> N
     _check_pubkeys(cfg)
     _check_wallets(cfg, require_wallets=require_wallets)
     _check_send(cfg.send)
+    _check_tip_within_guard(cfg)
     _check_watch_wallets(cfg.watch_wallets)
     if require_secrets:
         _check_api_key(cfg.stream)
@@ -657,9 +661,17 @@ def _check_urls(cfg: Config) -> None:
             raise ConfigError(f"{key}: must be a URL starting with {wanted}{shown}")
 
 
+_URL_FORBIDDEN: Final = re.compile(r"[\x00-\x20\x7f]")  # control characters and spaces
+
+
 def _has_scheme_and_host(url: str, schemes: tuple[str, ...]) -> bool:
+    """Scheme, host, and a port (if any) in 0-65535: urlsplit alone accepts
+    ``ws://host:99999`` and hosts with spaces or NULs, which only fail at connect time."""
+    if _URL_FORBIDDEN.search(url):
+        return False
     try:
         parts = urlsplit(url)
+        _ = parts.port  # ValueError when out of range or not a number
         return parts.scheme in schemes and bool(parts.hostname)
     except ValueError:
         return False
@@ -703,6 +715,13 @@ def _check_listen(http: HttpConfig) -> None:
         parse_listen(http.listen)
     except ListenAddressError as exc:
         raise ConfigError(str(exc)) from None
+
+
+def _check_tip_within_guard(cfg: Config) -> None:
+    if cfg.send.tip_lamports > cfg.guard.max_tip_lamports:
+        raise ConfigError(f"send.tip_lamports: above guard.max_tip_lamports "
+                          f"({cfg.guard.max_tip_lamports}), so the guard would refuse every "
+                          f"transaction (got {cfg.send.tip_lamports})")
 
 
 def _check_send(send: SendConfig) -> None:

@@ -207,7 +207,7 @@ class Demo:
 # --------------------------------------------------------------------------- run
 
 
-async def run_demo(fast: bool = False) -> int:
+async def run_demo() -> int:
     with tempfile.TemporaryDirectory(prefix="lasersell-demo-") as tmp:
         try:
             return await _run(Path(tmp))

@@ -118,7 +118,11 @@ class LowLane:
 
 
 class RegistrationError(RuntimeError):
-    """The LaserSell API refused (or never accepted) a wallet registration."""
+    """The LaserSell API refused (``permanent``) or never accepted a registration."""
+
+    def __init__(self, message: str, *, permanent: bool) -> None:
+        super().__init__(message)
+        self.permanent = permanent
 
 
 async def register_wallets(
@@ -148,12 +152,14 @@ async def _register_one(
                     return
                 reason = body.get("reason") or body.get("message") or f"HTTP {resp.status}"
                 if resp.status < 500 and resp.status != 429:
-                    raise RegistrationError(f"wallet {wallet}: registration refused: {reason}")
+                    raise RegistrationError(f"wallet {wallet}: registration refused: {reason}",
+                                            permanent=True)
                 last_error = reason
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
             last_error = f"{type(exc).__name__}: {exc}"
         await asyncio.sleep(0.2 * 2**attempt)
-    raise RegistrationError(f"wallet {wallet}: registration failed: {last_error}")
+    raise RegistrationError(f"wallet {wallet}: registration failed: {last_error}",
+                            permanent=False)
 
 
 # --------------------------------------------------------------------------- connection

@@ -715,3 +715,10 @@ def test_any_wrong_value_gives_config_error_naming_key(scratch: Path, data: st.D
     value = data.draw(wrong_values(annotation), label="value")
     file = write(scratch, tomli_w.dumps(with_value(path, value)))
     assert_error_names_key(file, dotted(path))
+
+
+def test_tip_above_the_guard_cap_is_refused(tmp_path: Path) -> None:
+    text = MINIMAL + "[send]\ntip_lamports = 6000000\n[guard]\nmax_tip_lamports = 5000000\n"
+    assert error_of(tmp_path, text) == (
+        "send.tip_lamports: above guard.max_tip_lamports (5000000), so the guard would "
+        "refuse every transaction (got 6000000)")

@@ -456,11 +456,24 @@ async def test_registration_refusal_names_the_wallet_and_reason() -> None:
         [(400, {"status": "error", "reason": "proof expired"})])
     try:
         async with aiohttp.ClientSession() as http:
-            with pytest.raises(RegistrationError, match=r"WalletA.*proof expired"):
+            with pytest.raises(RegistrationError, match=r"WalletA.*proof expired") as caught:
                 await register_wallets(http, url, "key-abcdef", [PROOF])
     finally:
         await runner.cleanup()
     assert len(seen) == 1  # a refusal is final, not retried
+    assert caught.value.permanent
+
+
+async def test_registration_that_never_succeeds_is_transient() -> None:
+    runner, url, seen = await _registration_app([(503, {"status": "error"})])
+    try:
+        async with aiohttp.ClientSession() as http:
+            with pytest.raises(RegistrationError, match="registration failed") as caught:
+                await register_wallets(http, url, "key-abcdef", [PROOF], attempts=2)
+    finally:
+        await runner.cleanup()
+    assert len(seen) == 2
+    assert not caught.value.permanent  # exit 1: systemd restarts us later
 
 
 async def test_registration_retries_server_errors() -> None:

@@ -348,9 +348,6 @@ def _read_toml(path: Path) -> dict[str, Any]:
     except RecursionError:  # tomllib recurses per nested array or inline table
         raise ConfigError(f"{path}: invalid TOML: arrays or inline tables nested too "
                           "deeply") from None
-    except RecursionError:  # tomllib recurses per nested array or inline table
-        raise ConfigError(f"{path}: invalid TOML: arrays or inline tables nested too "
-                          "deeply") from None
 
 
 _TOML_POSITION = re.compile(r"^(?P<what>.*) \(at line (?P<line>\d+), column (?P<column>\d+)\)$")

@@ -30,7 +30,7 @@ What it checks, in order (the first failure wins and names the instruction index
      our wallet are refused;
      Accounts we create must be owned by an allowlisted program (System, the token
      programs, the DEXs), and a token account we create must be initialised for us;
-   * Associated Token Account: we only pay for ATAs that we own;
+   * Associated Token Account: we only pay for ATAs that we own, under a token program;
    * Compute Budget: unit price <= ``max_priority_fee`` micro-lamports/CU and total
      priority fee <= ``max_priority_fee_lamports``;
    * Memo: any text. DEX programs: trusted (see limits).
@@ -668,6 +668,10 @@ def _check_ata(ctx: _Ctx, index: int, ix: CompiledInstruction) -> Verdict | None
     if ctx.ours(ix, 0) and not ctx.ours(ix, 2):
         return _refuse("ata_foreign_owner",
                        f"we pay for an ATA owned by {ctx.key(ix, 2)}", index)
+    if ctx.ours(ix, 0) and ctx.key(ix, 5) not in _TOKEN_PROGRAMS:
+        # The ATA program creates the account owned by whatever program is named here.
+        return _refuse("ata_foreign_token_program", f"we pay for an account the ATA program "
+                       f"creates for {ctx.key(ix, 5)}, which is not a token program", index)
     return None
 
 

@@ -142,6 +142,14 @@ def _compiled(program_index: int, data: bytes, accounts: list[int]) -> object:
     return CompiledInstruction(program_index, data, bytes(accounts))
 
 
+def _ata_under(s: Scenario, token_program: Pubkey) -> Instruction:
+    """create_idempotent for our own ATA, naming ``token_program`` as the token program."""
+    honest_ix = create_ata(s, s.mint)
+    accounts = list(honest_ix.accounts)
+    accounts[5] = AccountMeta(token_program, False, False)
+    return Instruction(honest_ix.program_id, bytes(honest_ix.data), accounts)
+
+
 def extra_hostile(s: Scenario) -> list[Variant]:
     me, evil = s.me, s.evil
     exit_, buy = s.exit_expect(), s.buy_expect()
@@ -205,6 +213,9 @@ def extra_hostile(s: Scenario) -> list[Variant]:
                 build(s, [*compute_budget(), create_ata(s, s.mint, TOKEN_2022),
                           pump_buy_exact_sol_in(s, 3 * BUY_LAMPORTS), tip(s)]), buy,
                 "buy_amount_mismatch"),
+        Variant("ata_created_under_an_attackers_token_program",
+                build(s, [*plain, _ata_under(s, EVIL_PROGRAM)]), exit_,
+                "ata_foreign_token_program"),
         Variant("tip_of_u64_max", build(s, [*plain, tip(s, 2**64 - 1)]), exit_, "tip_too_large"),
     ]
 

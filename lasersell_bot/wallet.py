@@ -33,6 +33,7 @@ import nacl.exceptions
 import nacl.pwhash.argon2id
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
+from solders.signature import Signature
 
 from lasersell_bot.config import WalletConfig
 from lasersell_bot.guard import MalformedTransaction, TxLayout, read_layout
@@ -364,7 +365,10 @@ class Wallets:
 # ed25519 signing alone is ~48-53 us of either and the raw walk 4-6 us, so the raw path
 # is not faster; it is kept because it signs exactly the bytes received (no re-encode),
 # validates the whole layout itself, and never needs solders to accept the bytes.
-# Note: ``Keypair.pubkey()`` costs ~30 us (re-derived each call), hence ``_pubkey_bytes``.
+# The signature itself comes from libsodium (PyNaCl's crypto_sign, ~23 us) rather than
+# solders' ``Keypair.sign_message`` (~49 us): ed25519 is deterministic, so both produce
+# the same 64 bytes (tests/test_wallet.py::test_raw_signing_equals_solders_and_verifies).
+# Note: ``Keypair.pubkey()`` costs ~30 us (re-derived each call), hence ``_key_bytes``.
 
 
 def sign_into_slot(unsigned_tx: bytes, keypair: Keypair) -> tuple[bytes, str]:
@@ -382,33 +386,37 @@ def sign_into_slot(unsigned_tx: bytes, keypair: Keypair) -> tuple[bytes, str]:
         raise SigningRefused("signature_count_mismatch",
                              f"{layout.num_signatures} slots for "
                              f"{layout.num_required_signatures} required signers")
-    slot = _signer_slot(unsigned_tx, layout, _pubkey_bytes(keypair))
+    pubkey, secret = _key_bytes(keypair)
+    slot = _signer_slot(unsigned_tx, layout, pubkey)
     if slot is None:
         raise SigningRefused("not_a_signer",
                              f"{keypair.pubkey()} is not among the required signers")
-    signature = keypair.sign_message(unsigned_tx[layout.message_offset:])
+    message = unsigned_tx[layout.message_offset:]
+    signature = nacl.bindings.crypto_sign(message, secret)[:64]
     start = layout.signatures_offset + 64 * slot
-    signed = b"".join((unsigned_tx[:start], bytes(signature), unsigned_tx[start + 64:]))
-    return signed, str(signature)
+    signed = b"".join((unsigned_tx[:start], signature, unsigned_tx[start + 64:]))
+    return signed, str(Signature.from_bytes(signature))
 
 
-def _pubkey_bytes(keypair: Keypair) -> bytes:
-    """``bytes(keypair.pubkey())``, cached: solders re-derives the pubkey (~30 us) per call.
+def _key_bytes(keypair: Keypair) -> tuple[bytes, bytes]:
+    """(public key, 64-byte libsodium secret key), cached: solders re-derives the pubkey
+    (~30 us) per call.
 
     Keyed by object identity; the entry keeps the keypair alive so the id stays unique.
     """
-    entry = _PUBKEY_CACHE.get(id(keypair))
+    entry = _KEY_CACHE.get(id(keypair))
     if entry is not None and entry[0] is keypair:
-        return entry[1]
-    if len(_PUBKEY_CACHE) >= _PUBKEY_CACHE_SIZE:
-        _PUBKEY_CACHE.clear()
+        return entry[1], entry[2]
+    if len(_KEY_CACHE) >= _KEY_CACHE_SIZE:
+        _KEY_CACHE.clear()
     pubkey = bytes(keypair.pubkey())
-    _PUBKEY_CACHE[id(keypair)] = (keypair, pubkey)
-    return pubkey
+    secret = bytes(keypair)  # seed || public key: libsodium's ed25519 secret key layout
+    _KEY_CACHE[id(keypair)] = (keypair, pubkey, secret)
+    return pubkey, secret
 
 
-_PUBKEY_CACHE: dict[int, tuple[Keypair, bytes]] = {}
-_PUBKEY_CACHE_SIZE = 64
+_KEY_CACHE: dict[int, tuple[Keypair, bytes, bytes]] = {}
+_KEY_CACHE_SIZE = 64
 
 
 def _signer_slot(raw: bytes, layout: TxLayout, pubkey: bytes) -> int | None:

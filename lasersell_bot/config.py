@@ -394,9 +394,10 @@ def _explain_validation_error(message: str, raw: dict[str, Any]) -> str:
         return f"{_dotted([*tokens, missing['name']])}: required"
     explanation = _explain_bad_value(text, _annotation_at(tokens))
     value = _lookup(raw, tokens)
-    if value is not _ABSENT:
+    key = _dotted(tokens)
+    if value is not _ABSENT and key not in _SECRET_KEYS:  # never echo a secret
         explanation += f" (got {_show(value)})"
-    return f"{_dotted(tokens)}: {explanation}"
+    return f"{key}: {explanation}"
 
 
 def _explain_unknown_key(tokens: list[PathToken], name: str) -> str:

@@ -329,7 +329,8 @@ class StreamClient:
         if self.state.down_since_monotonic is None:
             self.state.down_since_monotonic = time.monotonic()
         self._metrics.stream_connected.set(0)
-        log.warning("stream_disconnected", close_code=ws.close_code, error=self.state.last_error)
+        report = log.info if self._stopping.is_set() else log.warning
+        report("stream_disconnected", close_code=ws.close_code, error=self.state.last_error)
         if was_up:
             self._on_connection_change(False)
 

@@ -230,8 +230,6 @@ async def test_debug_daemon_logs_no_secret(tmp_path: Path,
     assert find_leaks(daemon.stdout + daemon.stderr + pages, secrets) == []
 
 
-@pytest.mark.xfail(strict=True, reason="config errors quote the offending value, also for "
-                   "secret keys (config._explain_validation_error)")
 async def test_mistyped_secret_is_not_quoted_in_the_config_error(tmp_path: Path) -> None:
     numeric_key = 918273645546372819
     config = write_config(tmp_path / "bot.toml", {

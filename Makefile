@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint docker clean
+.PHONY: demo test lint docker clean soak fuzz
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,23 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(PY) -m ruff check lasersell_bot tests
 	$(PY) -m mypy
+
+# Soak: the daemon against the simulator under chaos, then the checks (tools/soak.py).
+# Three minutes by default; e.g. make soak SOAK_ARGS="--duration 3600 --seed 7".
+SOAK_ARGS ?=
+soak: $(STAMP)
+	$(PY) tools/soak.py $(SOAK_ARGS)
+
+# Fuzz: the hypothesis/mutation tests at FUZZ_SCALE times their default counts (the case
+# counts are printed), then atheris (coverage-guided) for ATHERIS_RUNS inputs.
+FUZZ_SCALE ?= 20
+ATHERIS_RUNS ?= 200000
+fuzz: $(STAMP)
+	LASERSELL_FUZZ_SCALE=$(FUZZ_SCALE) $(PY) -m pytest -q -s -p no:cacheprovider \
+		tests/test_fuzz.py tests/test_guard_properties.py tests/test_config_fuzz.py
+	$(PY) -m pip install -q --disable-pip-version-check atheris \
+		|| echo "fuzz: atheris could not be installed; coverage-guided run skipped"
+	$(PY) tools/fuzz_atheris.py -runs=$(ATHERIS_RUNS) -rss_limit_mb=4096
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -460,3 +460,23 @@ def test_random_bytes_are_refused_with_a_named_reason(raw: bytes) -> None:
     CASES["guard_random_bytes"] += 1
     verdict = check_transaction(raw, POLICY, s_.exit_expect())
     assert not verdict.ok and verdict.reason and verdict.reason != "guard_error"
+
+
+# --------------------------------------------------------------------------- pinned limits
+# What the guard does NOT check (SECURITY.md, "What it does not do"). If one of these
+# starts failing, the guard got stricter: update SECURITY.md.
+
+
+def test_limit_accounts_handed_to_an_allowlisted_dex_are_trusted() -> None:
+    s = SCENARIO
+    tx = build(s, [*compute_budget(), amm_swap(s, PUMP_SWAP, "sell", extra=[s.evil]), tip(s)])
+    assert check_transaction(tx, POLICY, s.exit_expect()).ok
+
+
+def test_limit_the_sell_price_floor_inside_dex_data_is_not_checked() -> None:
+    s = SCENARIO
+    sell = pump_sell(s)
+    no_floor = Instruction(sell.program_id, bytes(sell.data)[:16] + struct.pack("<Q", 0),
+                           sell.accounts)
+    tx = build(s, [*compute_budget(), no_floor, tip(s)])
+    assert check_transaction(tx, POLICY, s.exit_expect()).ok

@@ -9,6 +9,15 @@ Ids of signals and attempts come from one in-memory sequence started after the
 largest id on disk, so callers get them before the row exists. One process writes
 a journal file at a time.
 
+Exception: ``record_attempt`` of a signed transaction also appends the attempt (and
+its signal) to ``<path>-inflight`` with one ``os.write`` before it returns, so a
+transaction is on disk before it can be sent. After a ``kill -9`` between the send
+and the commit, ``Journal.open`` replays that file into SQLite as ``pending``
+attempts, and recovery re-lands the very same bytes instead of letting a new sell
+go out beside them. The writer empties the file whenever every logged attempt is
+committed. (Like WAL ``synchronous=NORMAL`` this covers process crashes, not power
+loss.)
+
 Failures never reach the caller. A batch that cannot be committed (disk full,
 read-only or missing directory, I/O error, locked or unreadable file) stays in a
 bounded in-memory backlog and is retried with backoff; meanwhile ``healthy`` is
@@ -60,6 +69,7 @@ _KIND_OF: Final[dict[type, str]] = {ExitSignalWithTx: "exit", MirrorBuySignal: "
 
 _MAX_BATCH = 512
 _MAX_BACKLOG = 20_000
+_RECENT_SIGNALS = 4096  # signal writes kept to put beside their attempts in the intent log
 _RETRY_MIN_S = 0.05
 _RETRY_MAX_S = 5.0
 _BUSY_TIMEOUT_S = 5.0
@@ -366,6 +376,11 @@ class _Write:
         conn.execute(self.sql, tuple(_fit(arg) for arg in self.args))
 
 
+_INSERT_ATTEMPT: Final = (
+    "INSERT INTO attempts (id, signal_id, attempt_no, signature, slippage_bps,"
+    " dry_run, state, signed_tx_b64, created_at_ms, updated_at_ms)"
+    " VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?)")
+
 _INSERT_SIGNAL: Final = """INSERT INTO signals (id, kind, received_at_ms, session_id,
     position_id, wallet, mint, reason, source_wallet, level_index, sell_tokens,
     position_tokens, profit_units, amount_quote_units, slippage_bps, triggered_at_ms,
@@ -414,11 +429,93 @@ def _kind_columns(msg: SignalMessage) -> dict[str, object]:
 
 
 @dataclass(frozen=True, slots=True)
+class _Logged:
+    """An attempt insert that is also in the intent log (counted off when committed)."""
+
+    op: _Write
+
+    def apply(self, conn: sqlite3.Connection) -> None:
+        self.op.apply(conn)
+
+
+INTENT_SUFFIX: Final = "-inflight"
+
+
+class _IntentLog:
+    """``<journal>-inflight``: attempts appended (one JSON line each) before they are
+    sent, emptied once all of them are committed to SQLite. See the module docstring."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        self._uncommitted = 0
+        self._fd: int | None = None
+
+    def append(self, line: bytes) -> bool:
+        """Write one line now; False if it could not be written (disk full, read-only)."""
+        with self._lock:
+            try:
+                if self._fd is None:
+                    self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+                written = os.write(self._fd, line)
+            except OSError:
+                return False
+            if written != len(line):
+                return False
+            self._uncommitted += 1
+            return True
+
+    def committed(self, count: int) -> None:
+        with self._lock:
+            self._uncommitted = max(0, self._uncommitted - count)
+            if self._uncommitted == 0 and self._fd is not None:
+                with contextlib.suppress(OSError):
+                    os.ftruncate(self._fd, 0)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
+
+
+def _replay_intents(conn: sqlite3.Connection, path: Path) -> int:
+    """Insert the attempts (and signals) of an intent log left by a crash; returns how
+    many attempts were missing from the journal. A torn last line was never sent."""
+    try:
+        lines = path.read_bytes().splitlines()
+    except FileNotFoundError:
+        return 0
+    entries = []
+    for line in lines:
+        with contextlib.suppress(msgspec.DecodeError):
+            entry = msgspec.json.decode(line)
+            if isinstance(entry, dict) and isinstance(entry.get("attempt"), list):
+                entries.append(entry)
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        missing = 0
+        for entry in entries:
+            if isinstance(entry.get("signal"), dict):
+                row = {key: _fit(value) for key, value in entry["signal"].items()}
+                conn.execute(_INSERT_SIGNAL.replace("INSERT", "INSERT OR IGNORE", 1), row)
+            args = tuple(_fit(value) for value in entry["attempt"])
+            cursor = conn.execute(_INSERT_ATTEMPT.replace("INSERT", "INSERT OR IGNORE", 1), args)
+            missing += cursor.rowcount
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    os.truncate(path, 0)
+    return missing
+
+
+@dataclass(frozen=True, slots=True)
 class _Stop:
     deadline: float
 
 
-_Item = _Write | _SignalWrite | threading.Event | _Stop
+_Item = _Write | _Logged | _SignalWrite | threading.Event | _Stop
 _json_encoder = msgspec.json.Encoder(enc_hook=repr)
 
 
@@ -430,13 +527,19 @@ def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+def _intent_path(path: Path) -> Path:
+    return path.with_name(path.name + INTENT_SUFFIX)
+
+
 class _Writer:
     """Runs on the journal thread: owns the write connection, the backlog and retries."""
 
-    def __init__(self, path: Path, metrics: Metrics | None, healthy: bool) -> None:
+    def __init__(self, path: Path, metrics: Metrics | None, healthy: bool,
+                 intents: _IntentLog | None = None) -> None:
         self.path = path
         self.metrics = metrics
         self.healthy = healthy
+        self.intents = intents
         self.queue: queue.SimpleQueue[_Item] = queue.SimpleQueue()
         self.backlog: deque[_Op] = deque()
         self.log = get_logger("journal")
@@ -500,7 +603,10 @@ class _Writer:
             except Exception as exc:  # the disk, not the data: keep the batch, retry
                 self._failed(exc)
                 return
+            logged = sum(1 for op in self.backlog if isinstance(op, _Logged))
             self.backlog.clear()
+            if logged and self.intents is not None:
+                self.intents.committed(logged)
             self._succeeded(written)
         for waiter in self._waiters:
             waiter.set()
@@ -580,6 +686,9 @@ class Journal:
     def __init__(self, path: Path, writer: _Writer, first_id: int) -> None:
         self.path = path
         self._writer = writer
+        self._intents = writer.intents or _IntentLog(_intent_path(path))
+        writer.intents = self._intents
+        self._signal_writes: dict[int, _SignalWrite] = {}
         self._reader = JournalReader(path)
         self._ids = itertools.count(first_id)
         self._id_lock = threading.Lock()
@@ -595,9 +704,13 @@ class Journal:
         try:
             conn = _connect(target)
             try:
+                replayed = _replay_intents(conn, _intent_path(target))
                 first_id, healthy = _max_id(conn) + 1, True
             finally:
                 conn.close()
+            if replayed:
+                get_logger("journal").warning("journal_write_recovered", written=replayed,
+                                              source="inflight", path=str(target))
         except (OSError, sqlite3.Error, JournalError) as exc:
             first_id, healthy = time.time_ns() // 1000, False
             if metrics is not None:
@@ -623,7 +736,11 @@ class Journal:
         if _KIND_OF.get(type(msg)) != kind:
             raise ValueError(f"kind {kind!r} does not match {type(msg).__name__}")
         signal_id = self._next_id()
-        self._put(_SignalWrite(signal_id, kind, msg, received_at_ms))
+        write = _SignalWrite(signal_id, kind, msg, received_at_ms)
+        self._signal_writes[signal_id] = write
+        if len(self._signal_writes) > _RECENT_SIGNALS:
+            del self._signal_writes[next(iter(self._signal_writes))]
+        self._put(write)
         return signal_id
 
     def record_attempt(
@@ -636,16 +753,34 @@ class Journal:
         signed_tx_b64: str | None,
         dry_run: bool,
     ) -> int:
-        """Journal a signed transaction (state ``pending``) before it is sent; returns its id."""
+        """Journal a signed transaction (state ``pending``) before it is sent; returns its id.
+
+        A real (not dry-run) signed transaction is also on disk when this returns (the
+        intent log), so call it before the first send."""
         attempt_id, now = self._next_id(), _now_ms()
-        self._put(_Write(
-            "INSERT INTO attempts (id, signal_id, attempt_no, signature, slippage_bps,"
-            " dry_run, state, signed_tx_b64, created_at_ms, updated_at_ms)"
-            " VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?)",
-            (attempt_id, signal_id, attempt_no, signature, slippage_bps, dry_run,
-             signed_tx_b64, now, now),
-        ))
+        write = _Write(_INSERT_ATTEMPT, (attempt_id, signal_id, attempt_no, signature,
+                                         slippage_bps, dry_run, signed_tx_b64, now, now))
+        if signed_tx_b64 and not dry_run and self._log_intent(signal_id, write):
+            self._put(_Logged(write))
+        else:
+            self._put(write)
         return attempt_id
+
+    def _log_intent(self, signal_id: int, write: _Write) -> bool:
+        signal = self._signal_writes.get(signal_id)
+        try:
+            line = msgspec.json.encode({"signal": None if signal is None else signal.row(),
+                                        "attempt": list(write.args)}) + b"\n"
+        except (msgspec.MsgspecError, OverflowError, TypeError) as exc:
+            self._writer.log.error("journal_write_rejected", error=repr(exc),
+                                   write="inflight", path=str(self._intents.path))
+            return False
+        if self._intents.append(line):
+            return True
+        self._writer.count_error()
+        self._writer.log.error("journal_write_failed", error="inflight log not writable",
+                               path=str(self._intents.path))
+        return False
 
     def record_guard(
         self, signal_id: int, verdict_ok: bool, reason: str, detail: object = None
@@ -721,6 +856,8 @@ class Journal:
         self._thread.join(timeout + 1.0)
         if self._thread.is_alive():
             self._writer.log.error("journal_close_timeout", path=str(self.path))
+        else:
+            self._intents.close()
 
     def __enter__(self) -> Journal:
         return self

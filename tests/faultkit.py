@@ -271,6 +271,64 @@ def _parse_sell(raw: str) -> tuple[tuple[str, str], _Sell] | None:
     return None
 
 
+# --------------------------------------------------------------------------- RPC faults
+
+
+class FaultLog:
+    """Faults injected into sim RPC servers, and how many of them fired."""
+
+    def __init__(self) -> None:
+        self._servers: dict[int, SimRpcServer] = {}
+        self._added = 0
+        self._withdrawn = 0
+
+    def add(self, server: SimRpcServer, method: str, kind: sim_rpc.FaultKind, count: int = 1,
+            **options: Any) -> None:
+        server.faults.add(method, kind, count, **options)
+        self._servers[id(server)] = server
+        self._added += count
+
+    def _left(self) -> int:
+        return sum(fault.remaining for server in self._servers.values()
+                   for fault in server.faults._queue)
+
+    def fired(self) -> int:
+        """Injected faults already consumed by requests."""
+        return self._added - self._withdrawn - self._left()
+
+    def clear(self) -> None:
+        """Withdraw the faults that have not fired yet."""
+        self._withdrawn += self._left()
+        for server in self._servers.values():
+            server.faults.clear()
+
+
+@contextlib.asynccontextmanager
+async def second_rpc(chain: SimChain) -> AsyncIterator[SimRpcServer]:
+    """Another JSON-RPC server on the same chain (a Helius Sender stand-in); the
+    first server's clock drives the chain."""
+    server = SimRpcServer(chain, slot_ms=None)
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+# --------------------------------------------------------------------------- figures
+
+
+def report_figures(test: str, *, faults: int, lost: int, duplicates: int,
+                   **extra: Any) -> None:
+    """Append one line to ``$LASERSELL_FAULT_REPORT`` (JSON lines), if set."""
+    target = os.environ.get("LASERSELL_FAULT_REPORT")
+    if not target:
+        return
+    line = {"test": test, "faults": faults, "lost": lost, "duplicates": duplicates, **extra}
+    with open(target, "a", encoding="utf-8") as out:
+        out.write(json.dumps(line) + "\n")
+
+
 # --------------------------------------------------------------------------- config
 
 
@@ -459,3 +517,208 @@ class DaemonProcess:
 
 def total(values: Iterable[int]) -> int:
     return sum(values)
+
+
+# --------------------------------------------------------------------------- journal (read-only)
+
+
+def journal_rows(path: str | Path, sql: str, args: tuple[Any, ...] = ()) -> list[Any]:
+    """Rows of a read-only query on a journal file (also while a daemon writes it)."""
+    if not Path(path).exists():
+        return []
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+    try:
+        return list(conn.execute(sql, args))
+    except sqlite3.OperationalError:
+        return []  # not created yet
+    finally:
+        conn.close()
+
+
+def journal_attempts(path: str | Path) -> list[tuple[int, str | None, str, int | None]]:
+    """(position_id, signature, state, attempt id) of every exit attempt."""
+    return journal_rows(path, "SELECT s.position_id, a.signature, a.state, a.id FROM attempts a"
+                              " JOIN signals s ON s.id = a.signal_id WHERE s.kind = 'exit'")
+
+
+# --------------------------------------------------------------------------- crash rig
+
+CRASH_MODES = ("race", "no_land", "blind_confirm", "hung_send")
+STAGES = ("before_signal", "signalled", "sent", "landed_unconfirmed", "confirmed")
+
+
+@dataclass
+class Flow:
+    """One position taken through an exit while the daemon is killed."""
+
+    position_id: int
+    mint: str
+    token_account: Pubkey
+    mode: str
+    stage: str = ""
+
+
+@dataclass
+class CrashRig:
+    """A ``SimWorld`` in this process and the daemon as a subprocess, killed with
+    SIGKILL at chosen or random points of exit flows and started again."""
+
+    world: SimWorld
+    keypair: Keypair
+    process: DaemonProcess
+    journal_path: Path
+    audit: SendAudit
+    faults: FaultLog
+    rng: Any
+    flows: list[Flow] = field(default_factory=list)
+    restarts: int = 0
+
+    @classmethod
+    async def create(cls, tmp: Path, rng: Any, **sections: Any) -> CrashRig:
+        world = fault_world(resignal_after_s=1.0)
+        await world.start()
+        keypair = world.new_wallet(sol=100)
+        sections.setdefault("log", {"level": "info"})
+        sections.setdefault("send", {"rebroadcast_interval_ms": 300, "confirm_poll_ms": 50,
+                                     "request_timeout_ms": 800})
+        config = write_config(tmp, world, keypair, **sections)
+        process = DaemonProcess(config, tmp / "daemon.log")
+        rig = cls(world, keypair, process, tmp / "journal.sqlite3",
+                  SendAudit(world.chain).watch(world.rpc), FaultLog(), rng)
+        await rig.start_daemon()
+        return rig
+
+    @property
+    def wallet(self) -> str:
+        return str(self.keypair.pubkey())
+
+    async def start_daemon(self) -> None:
+        before = set(self.world.stream.configured_session_ids())
+        await self.process.start()
+        await until("the daemon's session is configured", lambda: bool(
+            set(self.world.stream.configured_session_ids()) - before)
+            and self.wallet in self.world.stream.configured_wallets(), timeout=20)
+
+    async def close(self) -> int | None:
+        try:
+            return await self.process.terminate()
+        finally:
+            if self.process.running:
+                await self.process.kill9()
+            await self.world.stop()
+
+    async def open_batch(self, size: int, mode: str) -> list[Flow]:
+        batch = []
+        for _ in range(size):
+            opened = await self.world.open_position(self.keypair.pubkey(), TOKENS, ENTRY)
+            batch.append(Flow(opened.position_id, str(opened.mint), opened.token_account, mode))
+        self.flows.extend(batch)
+        return batch
+
+    async def trigger(self, flow: Flow) -> None:
+        with contextlib.suppress(KeyError):  # already sold and closed
+            await self.world.set_profit_pct(flow.position_id, -25)
+
+    def sent(self, flow: Flow) -> bool:
+        return (self.wallet, flow.mint) in self.audit.sells
+
+    def settled(self, flow: Flow) -> bool:
+        return bool(self.audit.landed_sells(flow.mint))
+
+    def sold(self, flow: Flow) -> bool:
+        return (self.world.chain.token_balance(flow.token_account) == 0
+                and not self.world.is_tracked(flow.position_id))
+
+    async def run_batch(self, batch: list[Flow]) -> None:
+        """Drive the batch's exits, kill -9 at a point its mode picks, restart, and
+        wait until every position of the batch is sold."""
+        mode = batch[0].mode
+        await getattr(self, f"_kill_{mode}")(batch)
+        self.faults.clear()
+        self.classify(batch)
+        await self.start_daemon()
+        self.restarts += 1
+        await self.finish(batch)
+
+    async def _kill_race(self, batch: list[Flow]) -> None:
+        order = self.rng.sample(batch, len(batch))
+        offsets = sorted(self.rng.uniform(0, 0.15) for _ in order)
+
+        async def fire() -> None:
+            started = time.monotonic()
+            for flow, offset in zip(order, offsets, strict=True):
+                await asyncio.sleep(max(0.0, started + offset - time.monotonic()))
+                await self.trigger(flow)
+
+        firing = asyncio.create_task(fire())
+        await asyncio.sleep(self.rng.uniform(0.0, 0.25))
+        await self.process.kill9()
+        await firing
+
+    async def _kill_no_land(self, batch: list[Flow]) -> None:
+        """Every target accepts, nothing lands; killed once k sells are out."""
+        self.faults.add(self.world.rpc, "sendTransaction", "accept_no_land", 100_000)
+        for flow in batch:
+            await self.trigger(flow)
+        wanted = self.rng.randint(1, len(batch))
+        with contextlib.suppress(AssertionError):
+            await until("sells sent", lambda: sum(map(self.sent, batch)) >= wanted, timeout=3)
+        await self.process.kill9()
+
+    async def _kill_blind_confirm(self, batch: list[Flow]) -> None:
+        """Sells land but status reads fail: killed while confirming."""
+        self.faults.add(self.world.rpc, "getSignatureStatuses", "http_500", 100_000)
+        for flow in batch:
+            await self.trigger(flow)
+        wanted = self.rng.randint(1, len(batch))
+        with contextlib.suppress(AssertionError):
+            await until("sells landed", lambda: sum(map(self.settled, batch)) >= wanted,
+                        timeout=3)
+        await self.process.kill9()
+
+    async def _kill_hung_send(self, batch: list[Flow]) -> None:
+        """sendTransaction lands but its answer hangs; killed at a random moment."""
+        self.faults.add(self.world.rpc, "sendTransaction", "timeout", len(batch), delay=3.0)
+        for flow in batch:
+            await self.trigger(flow)
+        await asyncio.sleep(self.rng.uniform(0.02, 0.6))
+        await self.process.kill9()
+
+    def classify(self, batch: list[Flow]) -> None:
+        """Where each flow was when the daemon died (chain, server and journal view)."""
+        landed = {pid for pid, _, state, _ in journal_attempts(self.journal_path)
+                  if state == "landed"}
+        signalled = {m.position_id for m in self.world.stream.sent_exits}
+        for flow in batch:
+            if flow.position_id in landed:
+                flow.stage = "confirmed"
+            elif self.settled(flow):
+                flow.stage = "landed_unconfirmed"
+            elif self.sent(flow):
+                flow.stage = "sent"
+            elif flow.position_id in signalled:
+                flow.stage = "signalled"
+            else:
+                flow.stage = "before_signal"
+
+    async def finish(self, batch: list[Flow], timeout: float = 40.0) -> None:
+        """Tick the price of unsold positions (the server re-evaluates, and re-signals
+        exits outstanding for over a second) until all are sold; then give the daemon
+        a moment to journal the outcomes."""
+        deadline = time.monotonic() + timeout
+        while not all(map(self.sold, batch)):
+            if time.monotonic() > deadline:
+                unsold = [f.position_id for f in batch if not self.sold(f)]
+                raise AssertionError(f"positions not sold after restart: {unsold}")
+            for flow in batch:
+                if not self.sold(flow):
+                    await self.trigger(flow)
+            await asyncio.sleep(0.3)
+        with contextlib.suppress(AssertionError):
+            await until("landings journaled", lambda: not self.unjournaled(batch), timeout=10)
+
+    def unjournaled(self, batch: list[Flow]) -> list[int]:
+        """Positions without a landed exit attempt in the journal."""
+        landed = {pid for pid, _, state, _ in journal_attempts(self.journal_path)
+                  if state == "landed"}
+        return [f.position_id for f in batch if f.position_id not in landed]

@@ -94,7 +94,7 @@ async def test_close_code_reconnects_within_backoff_with_current_configure(
         assert lost_signals(run.world, run.daemon.cfg.journal.path) == 0
 
 
-@pytest.mark.parametrize("cut", [1, 2, 40, -10], ids=["header1", "header2", "payload", "tail"])
+@pytest.mark.parametrize("cut", [1, 40, -10], ids=["header", "payload", "tail"])
 async def test_connection_dropped_mid_frame_is_never_acted_on(tmp_path: Path, cut: int) -> None:
     async with start_daemon(tmp_path) as run:
         audit = SendAudit(run.world.chain).watch(run.world.rpc)
@@ -133,9 +133,9 @@ async def test_half_open_connection_is_detected_within_two_ping_intervals(
         status = run.daemon.health()
         assert status.status == "down" and not status.ok
 
-        await asyncio.sleep(3.0)  # the server stays mute: no hello_ok, backoff grows
+        await asyncio.sleep(2.0)  # the server stays mute: no hello_ok, backoff grows
         half_open_connects = run.server.connects_between(silenced, time.monotonic())
-        assert 1 <= half_open_connects <= 5, half_open_connects
+        assert 1 <= half_open_connects <= 4, half_open_connects
         configures = len(run.configures())
         run.world.stream.set_half_open(False)
         healed = time.monotonic()
@@ -155,10 +155,10 @@ async def test_withheld_hello_ok_is_abandoned_and_backs_off(tmp_path: Path) -> N
         run.server.withhold_hello = True
         started = time.monotonic()
         await run.world.stream.drop_connections(1011)
-        await asyncio.sleep(4.0)
+        await asyncio.sleep(2.5)
         attempts = run.server.connects_between(started, time.monotonic())
-        # 0.5 s hello timeout + 0.1, 0.2, 0.4, 0.8 s delays: 3 to 5 attempts in 4 s.
-        assert 3 <= attempts <= 6, attempts
+        # Each attempt: the 0.5 s hello timeout, then 0.1, 0.2, 0.4 s ... delays.
+        assert 2 <= attempts <= 4, attempts
         assert not run.daemon.stream.state.connected
         assert run.daemon.health().status == "down"
         run.server.withhold_hello = False
@@ -175,10 +175,10 @@ async def test_session_limit_error_in_place_of_hello_backs_off(tmp_path: Path) -
         run.server.refuse_with = ("too_many_sessions", "max_sessions_per_api_key 1 reached")
         started = time.monotonic()
         await run.world.stream.drop_connections(1000)
-        await asyncio.sleep(3.5)
+        await asyncio.sleep(2.0)
         refused = run.server.connects_between(started, time.monotonic())
-        # Delays 0.1, 0.2, 0.4, 0.8, 1.6 (sum 3.1 s): 4 to 6 attempts, never a storm.
-        assert 3 <= refused <= 6, refused
+        # Delays 0.1, 0.2, 0.4, 0.8 (sum 1.5 s): 4 or 5 attempts, not a storm of 20.
+        assert 3 <= refused <= 5, refused
         assert not run.daemon.stream.state.connected
         run.server.refuse_with = None
         configures = len(run.configures())
@@ -216,9 +216,9 @@ async def test_persistent_configure_refusal_backs_off(tmp_path: Path) -> None:
         run.world.stream.is_registered = lambda _wallet: False  # type: ignore[method-assign]
         started = time.monotonic()
         await run.world.stream.drop_connections(1000)
-        await asyncio.sleep(3.5)
+        await asyncio.sleep(2.0)
         attempts = run.server.connects_between(started, time.monotonic())
-        assert 3 <= attempts <= 6, attempts  # delays 0.1, 0.2, 0.4, 0.8, 1.6 s
+        assert 3 <= attempts <= 5, attempts  # delays 0.1, 0.2, 0.4, 0.8 s
         assert not run.daemon.health().ok
         assert run.daemon.stream.state.last_error.startswith(
             "server refused the session: wallet_not_registered")
@@ -332,13 +332,13 @@ async def test_blackholed_handshake_times_out_and_retries(tmp_path: Path) -> Non
         await server.stop()
         hole = await asyncio.start_server(swallow, "127.0.0.1", port, reuse_address=True)
         try:
-            await asyncio.sleep(3.0)
+            await asyncio.sleep(2.0)
         finally:
             hole.close()
             for writer in writers:
                 writer.close()
             await hole.wait_closed()
-        # 0.5 s timeout + 0.1/0.2/0.4/0.8 s delays: at least 3 handshakes in 3 s.
+        # 0.5 s timeout + 0.1, 0.2 s delays: handshakes at about 0, 0.6 and 1.3 s.
         assert len(accepted) >= 3, accepted
         new = await restart_stream(run.world, keep_state=True, first_session_id=500)
         await until("configured again", lambda: bool(new.configured_session_ids())

@@ -16,6 +16,7 @@ read-only. The daemon must keep trading, log ``journal_write_failed`` and report
 from __future__ import annotations
 
 import asyncio
+import base64
 import collections
 import contextlib
 import os
@@ -25,10 +26,12 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from structlog.testing import capture_logs
 
+from lasersell_bot.journal import INTENT_SUFFIX
 from tests.faultkit import (
     STAGES,
     CrashRig,
@@ -162,6 +165,40 @@ async def test_kill9_after_send_before_the_journal_commit(tmp_path: Path) -> Non
             assert rig.audit.landed_sells(flow.mint) == [signatures[flow.mint]]
     finally:
         await rig.close()
+
+
+async def test_signed_sell_is_on_disk_before_the_first_byte_is_sent(tmp_path: Path) -> None:
+    """The invariant behind crash recovery, checked at the moment of every send (the
+    regular submit and any fast first-send path): the transaction being sent is
+    already in the journal's intent log, or committed."""
+    async with start_daemon(tmp_path) as run:
+        submitter = run.daemon.submitter
+        journal_path = Path(run.daemon.cfg.journal.path)
+        inflight = journal_path.with_name(journal_path.name + INTENT_SUFFIX)
+        seen: list[tuple[str, bool]] = []
+
+        def on_disk(signed_tx: bytes) -> None:
+            b64 = base64.b64encode(signed_tx).decode()
+            logged = inflight.exists() and b64.encode() in inflight.read_bytes()
+            committed = bool(journal_rows(
+                journal_path, "SELECT 1 FROM attempts WHERE signed_tx_b64 = ?", (b64,)))
+            seen.append((b64[:16], logged or committed))
+
+        for name in ("submit", "send_now"):
+            original = getattr(submitter, name, None)
+            if original is None:
+                continue
+
+            def checked(signed_tx: bytes, *args: Any, _original: Any = original,
+                        **kwargs: Any) -> Any:
+                on_disk(signed_tx)
+                return _original(signed_tx, *args, **kwargs)
+
+            setattr(submitter, name, checked)
+        pid, _ = await run.open()
+        await run.world.set_profit_pct(pid, -25)
+        await run.sold(pid)
+        assert seen and all(ok for _, ok in seen), seen
 
 
 async def test_kill9_at_random_points_of_exit_flows(tmp_path: Path) -> None:

@@ -129,6 +129,8 @@ async def test_kill9_while_sells_are_accepted_but_not_landed(tmp_path: Path) -> 
         for flow in batch:  # the very bytes signed before the crash landed
             assert rig.audit.landed_sells(flow.mint) == [signatures[flow.mint]]
         assert rig.process.events("recovering_pending_sells")[0]["count"] == 3
+        report_figures("crash-accepted-not-landed", faults=1 + rig.faults.fired(), lost=0,
+                       duplicates=0)
     finally:
         await rig.close()
 
@@ -163,6 +165,8 @@ async def test_kill9_after_send_before_the_journal_commit(tmp_path: Path) -> Non
         check_chain_and_journal(rig, batch)
         for flow in batch:
             assert rig.audit.landed_sells(flow.mint) == [signatures[flow.mint]]
+        report_figures("crash-before-journal-commit", faults=2 + rig.faults.fired(), lost=0,
+                       duplicates=0)
     finally:
         await rig.close()
 

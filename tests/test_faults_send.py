@@ -151,7 +151,7 @@ async def test_accepted_but_never_landed_waits_for_expiry_before_a_new_sell(
         key = (str(run.wallet), mint)
         await run.world.set_profit_pct(pid, -25)
         await until("the first sell reached the RPC", lambda: key in audit.sells)
-        await asyncio.sleep(1.0)
+        await asyncio.sleep(0.5)
         assert len(audit.sells[key]) == 1  # re-broadcasts only: same signature
         assert retry_requests(run) == []
         faults.add(rpc, "isBlockhashValid", "rpc_error", 1)

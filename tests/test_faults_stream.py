@@ -10,6 +10,7 @@ lands afterwards (once: ``SendAudit``).
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 import tomllib
 from pathlib import Path
@@ -29,6 +30,7 @@ from tests.faultkit import (
     SendAudit,
     lost_signals,
     max_connects_per_second_bound,
+    report_figures,
     restart_stream,
     start_daemon,
     until,
@@ -59,13 +61,32 @@ async def consistent(run: Running) -> None:
 
 
 async def exit_lands_once(run: Running, audit: SendAudit, position_id: int, mint: str) -> None:
+    """Trigger the stop-loss; one landed sale, no lost signal; figures reported."""
     await run.world.set_profit_pct(position_id, -25)
     await run.sold(position_id)
     assert len(audit.landed_sells(mint)) == 1
-    assert audit.violations == []
+    assert audit.violations == [] and audit.double_sales() == {}
+    report_stream_figures(run, audit)
 
 
-@pytest.mark.parametrize("code", [None, 1000, 1001, 1008, 1011, 4000, 4999],
+def report_stream_figures(run: Running, audit: SendAudit, faults: int | None = None) -> None:
+    """Faults: by default the reconnects the daemon went through; lost: exit signals
+    the server sent that the daemon did not journal."""
+    run.daemon.journal.flush(5)
+    lost = lost_signals(run.world, run.daemon.cfg.journal.path)
+    assert lost == 0
+    report_figures(os.environ.get("PYTEST_CURRENT_TEST", "stream").split(" ")[0],
+                   faults=run.daemon.stream.state.reconnects if faults is None else faults,
+                   lost=lost,
+                   duplicates=len(audit.double_sales()))
+
+
+SLOW = pytest.mark.slow
+
+
+@pytest.mark.parametrize("code", [None, 1000, pytest.param(1001, marks=SLOW),
+                                  pytest.param(1008, marks=SLOW), 1011, 4000,
+                                  pytest.param(4999, marks=SLOW)],
                          ids=lambda c: "abrupt-1006" if c is None else str(c))
 async def test_close_code_reconnects_within_backoff_with_current_configure(
         tmp_path: Path, code: int | None) -> None:
@@ -94,7 +115,8 @@ async def test_close_code_reconnects_within_backoff_with_current_configure(
         assert lost_signals(run.world, run.daemon.cfg.journal.path) == 0
 
 
-@pytest.mark.parametrize("cut", [1, 40, -10], ids=["header", "payload", "tail"])
+@pytest.mark.parametrize("cut", [pytest.param(1, marks=SLOW), 40, pytest.param(-10, marks=SLOW)],
+                         ids=["header", "payload", "tail"])
 async def test_connection_dropped_mid_frame_is_never_acted_on(tmp_path: Path, cut: int) -> None:
     async with start_daemon(tmp_path) as run:
         audit = SendAudit(run.world.chain).watch(run.world.rpc)
@@ -129,13 +151,13 @@ async def test_half_open_connection_is_detected_within_two_ping_intervals(
                     lambda: not run.daemon.stream.state.connected, timeout=5)
         detected = time.monotonic() - silenced
         # No frame for more than 2 intervals, checked once per interval.
-        assert 2 * ping * 0.5 <= detected <= 3 * ping + SLACK_S, detected
+        assert ping <= detected <= 3 * ping + SLACK_S, detected
         status = run.daemon.health()
         assert status.status == "down" and not status.ok
 
-        await asyncio.sleep(2.0)  # the server stays mute: no hello_ok, backoff grows
+        await asyncio.sleep(1.5)  # the server stays mute: no hello_ok, backoff grows
         half_open_connects = run.server.connects_between(silenced, time.monotonic())
-        assert 1 <= half_open_connects <= 4, half_open_connects
+        assert 1 <= half_open_connects <= 3, half_open_connects
         configures = len(run.configures())
         run.world.stream.set_half_open(False)
         healed = time.monotonic()
@@ -222,6 +244,7 @@ async def test_persistent_configure_refusal_backs_off(tmp_path: Path) -> None:
         assert not run.daemon.health().ok
         assert run.daemon.stream.state.last_error.startswith(
             "server refused the session: wallet_not_registered")
+        report_stream_figures(run, SendAudit(run.world.chain), faults=attempts)
 
 
 async def test_invalid_strategy_error_is_not_reported_healthy(tmp_path: Path) -> None:
@@ -235,6 +258,7 @@ async def test_invalid_strategy_error_is_not_reported_healthy(tmp_path: Path) ->
         await until("health reports the refused strategy",
                     lambda: not run.daemon.health().ok, timeout=3)
         assert run.tracked_ids() == {pid}  # positions are kept, not dropped
+        report_stream_figures(run, SendAudit(run.world.chain), faults=1)
 
 
 @pytest.mark.parametrize("keep_state", [True, False], ids=["durable-server", "amnesiac-server"])
@@ -263,6 +287,7 @@ async def test_server_restart_with_new_session_ids(tmp_path: Path, keep_state: b
         else:
             assert run.tracked_ids() == set()  # the server forgot it: no ghost position
             assert audit.sends == 0
+            report_stream_figures(run, audit)
 
 
 async def _flap(run: Running, drops: int) -> list[float]:
@@ -346,3 +371,4 @@ async def test_blackholed_handshake_times_out_and_retries(tmp_path: Path) -> Non
                     timeout=BACKOFF_CAP_S * (1 + JITTER) + 2)
         await consistent(run)
         assert run.tracked_ids() == {pid}
+        report_stream_figures(run, SendAudit(run.world.chain), faults=len(accepted) + 1)

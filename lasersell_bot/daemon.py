@@ -48,23 +48,27 @@ LIVE_SEND_KEYS = frozenset({"dry_run", "max_retries", "slippage_base_bps", "slip
 
 
 class RpcLander:
-    """The executor's view of send.py: land a signed tx, or submit it once."""
+    """The executor's view of send.py: write a first submission now, land a signed tx,
+    or submit it once."""
 
     def __init__(self, submitter: Submitter, params: landing.LandingParams) -> None:
         self._submitter = submitter
         self._confirmer = Confirmer(submitter)
         self._params = params
 
+    def send_now(self, signed_tx: bytes) -> dict[str, Any]:
+        return self._submitter.send_now(signed_tx)
+
     async def land(
         self, signed_tx: bytes, signature: str, blockhash: str,
-        on_submitted: Callable[[str, float], None] | None = None,
+        on_submitted: Callable[[str, float], None] | None = None, first: Any = None,
     ) -> landing.Outcome:
         def submitted(target: str, seconds: float) -> None:
             if on_submitted is not None:
                 on_submitted(target, seconds * 1000)
 
         result = await land(signed_tx, signature, blockhash, self._submitter, self._confirmer,
-                            self._params, on_submitted=submitted)
+                            self._params, on_submitted=submitted, first=first)
         return result.outcome
 
     async def submit_once(self, signed_tx: bytes, signature: str) -> bool:

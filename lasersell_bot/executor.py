@@ -15,7 +15,7 @@ import binascii
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from solders.keypair import Keypair
 from solders.transaction import VersionedTransaction
@@ -61,6 +61,19 @@ class Lander(Protocol):
     async def submit_once(self, signed_tx: bytes, signature: str) -> bool: ...
 
 
+@runtime_checkable
+class EagerLander(Lander, Protocol):
+    """A lander that can write a first submission in the caller's turn (``RpcLander``):
+    ``send_now`` writes the bytes and returns a handle that ``land(first=...)`` takes."""
+
+    def send_now(self, signed_tx: bytes) -> Any: ...
+
+    async def land(
+        self, signed_tx: bytes, signature: str, blockhash: str,
+        on_submitted: Callable[[str, float], None] | None = None, first: Any = None,
+    ) -> landing.Outcome: ...
+
+
 class SessionHooks(Protocol):
     def exit_started(self, position_id: int) -> None: ...
     def exit_finished(self, position_id: int, landed: bool, now_ms: int) -> None: ...
@@ -82,7 +95,11 @@ class _Attempt:
 class _Signed:
     tx: bytes
     signature: str
-    blockhash: str
+
+    @property
+    def blockhash(self) -> str:
+        """Read when landing starts, not on the way to the first send (~5 us decode)."""
+        return _blockhash_of(self.tx)
 
 
 class _Refused(Exception):
@@ -109,6 +126,7 @@ class Executor:
         self._cfg = cfg
         self._wallets = wallets
         self._lander = lander
+        self._eager = lander if isinstance(lander, EagerLander) else None
         self._journal = journal
         self._send_to_stream = send_to_stream
         self._session = session
@@ -185,6 +203,11 @@ class Executor:
     # ----------------------------------------------------------------- exit flow
 
     def on_exit_signal(self, signal: protocol.ExitSignalWithTx, received_ns: int) -> None:
+        # Journal writes are queued when this returns, after the first send is written.
+        with self._journal.deferred():
+            self._on_exit_signal(signal, received_ns)
+
+    def _on_exit_signal(self, signal: protocol.ExitSignalWithTx, received_ns: int) -> None:
         self.last_signal_monotonic = time.monotonic()
         self._metrics.signals.inc("exit")
         signal_id = self._journal.record_signal("exit", signal, _now_ms())
@@ -240,7 +263,14 @@ class Executor:
                 signal.unsigned_tx_b64, signal.wallet_pubkey,
                 Expectation.exit(signal.wallet_pubkey, signal.mint))
             self._journal.record_guard(signal_id, True, "", "")
-            self._spawn(self._land_exit(attempt, signed))
+            # On disk (the journal's intent log) before its first byte can be sent.
+            attempt_id = self._journal.record_attempt(
+                signal_id, attempt_no, signature=signed.signature,
+                slippage_bps=self._book.slippage_for(signal.position_id),
+                signed_tx_b64=base64.b64encode(signed.tx).decode(),
+                dry_run=self._cfg.send.dry_run)
+            first = self._send_first(signed)
+            self._spawn(self._land_exit(attempt, signed, attempt_id, first))
         except _Refused as refusal:
             self._journal.record_guard(signal_id, False, refusal.reason, refusal.detail)
             self._exit_refused(attempt, refusal)
@@ -265,17 +295,20 @@ class Executor:
                      f"refused: {refusal.reason}")
         self._finish(attempt.signal.position_id, Outcome.REFUSED)
 
-    async def _land_exit(self, attempt: _Attempt, signed: _Signed) -> None:
-        signal = attempt.signal
-        attempt_id = self._journal.record_attempt(
-            attempt.signal_id, attempt.attempt_no, signature=signed.signature,
-            slippage_bps=self._book.slippage_for(signal.position_id),
-            signed_tx_b64=base64.b64encode(signed.tx).decode(), dry_run=self._cfg.send.dry_run)
+    def _send_first(self, signed: _Signed) -> Any:
+        """Write the first submission now, in this turn, when the lander can."""
+        if self._eager is None or self._cfg.send.dry_run:
+            return None
+        return self._eager.send_now(signed.tx)
+
+    async def _land_exit(self, attempt: _Attempt, signed: _Signed, attempt_id: int,
+                         first: Any = None) -> None:
         if self._cfg.send.dry_run:
             self._finish_exit(attempt, attempt_id, Outcome.DRY_RUN, "dry_run", None, None)
             return
         result = await self._land_until_known(
-            signed, self._submitted_callback(attempt, attempt_id, signed.signature), attempt_id)
+            signed, self._submitted_callback(attempt, attempt_id, signed.signature), attempt_id,
+            first)
         outcome, state = _exit_outcome(result, signed.tx)
         err = result.err if isinstance(result, landing.Failed) else None
         slot = result.slot if isinstance(result, landing.Landed | landing.Failed) else None
@@ -283,11 +316,11 @@ class Executor:
 
     async def _land_until_known(
         self, signed: _Signed, on_submitted: Callable[[str, float], None] | None,
-        attempt_id: int,
+        attempt_id: int, first: Any = None,
     ) -> landing.Outcome:
         """Land ``signed``; while the outcome is unknown it may still land, so keep
         re-broadcasting the same bytes (same signature: it cannot sell twice)."""
-        result = await self._land_once(signed, on_submitted)
+        result = await self._land_once(signed, on_submitted, first)
         while isinstance(result, landing.Unknown):
             self._journal.record_outcome(attempt_id, "unknown", err=result.reason)
             log.error("tx_outcome_unknown", signature=signed.signature, reason=result.reason,
@@ -297,10 +330,14 @@ class Executor:
         return result
 
     async def _land_once(
-        self, signed: _Signed, on_submitted: Callable[[str, float], None] | None
+        self, signed: _Signed, on_submitted: Callable[[str, float], None] | None,
+        first: Any = None,
     ) -> landing.Outcome:
         """One landing pass; a crash counts as unknown (the bytes may be on the wire)."""
         try:
+            if first and self._eager is not None:
+                return await self._eager.land(signed.tx, signed.signature, signed.blockhash,
+                                              on_submitted=on_submitted, first=first)
             return await self._lander.land(signed.tx, signed.signature, signed.blockhash,
                                            on_submitted=on_submitted)
         except Exception as exc:
@@ -376,7 +413,7 @@ class Executor:
         if attempt.signed_tx_b64 and attempt.signature:
             try:
                 signed = base64.b64decode(attempt.signed_tx_b64)
-                stored = _Signed(signed, attempt.signature, _blockhash_of(signed))
+                stored = _Signed(signed, attempt.signature)
             except ValueError as exc:
                 err = f"stored transaction unreadable: {exc}"
             else:
@@ -551,7 +588,7 @@ def _sign(unsigned: bytes, keypair: Keypair) -> _Signed:
         signed, signature = sign_into_slot(unsigned, keypair)
     except SigningRefused as exc:
         raise _Refused("signing_refused", str(exc)) from exc
-    return _Signed(signed, signature, _blockhash_of(signed))
+    return _Signed(signed, signature)
 
 
 def _blockhash_of(tx: bytes) -> str:

@@ -44,7 +44,7 @@ import sqlite3
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -693,6 +693,7 @@ class Journal:
         self._ids = itertools.count(first_id)
         self._id_lock = threading.Lock()
         self._closed = False
+        self._held: list[_Item] | None = None
         self._thread = threading.Thread(target=writer.run, name="journal-writer", daemon=True)
         self._thread.start()
 
@@ -835,7 +836,30 @@ class Journal:
             self._writer.count_error()
             self._writer.log.error("journal_write_after_close", write=repr(item)[:300])
             return
+        if self._held is not None:
+            self._held.append(item)
+            return
         self._writer.queue.put(item)
+
+    @contextlib.contextmanager
+    def deferred(self) -> Iterator[None]:
+        """Hold the writes recorded inside the block and queue them, in order, at its end.
+
+        Ids are still handed out at once. The signal hot path runs inside this so the
+        writer thread is not woken (and does not compete for the GIL) before the signed
+        transaction is on the wire; durability is unchanged (the queue is memory too).
+        Call it from the event loop thread only.
+        """
+        if self._held is not None:
+            yield
+            return
+        self._held = []
+        try:
+            yield
+        finally:
+            held, self._held = self._held, None
+            for item in held:
+                self._put(item)
 
     # ---------------------------------------------------------------- lifecycle (blocking)
 

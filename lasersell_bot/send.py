@@ -9,7 +9,10 @@ lives in ``landing.py``; this module only moves bytes:
 - ``Submitter``: one keep-alive ``aiohttp.ClientSession`` per target, warmed at
   start and pinged periodically; ``submit`` fans the same signed bytes out to
   every target and returns at the first acceptance. The other sends finish in
-  the background, tracked and awaited by ``close``.
+  the background, tracked and awaited by ``close``. ``send_now`` writes a first
+  submission synchronously on a pre-connected ``fastpath.FastPool`` connection
+  (no task hop, no aiohttp request building); ``submit(first=...)`` then takes
+  its answer as the first attempt and retries through aiohttp as usual.
 - ``Confirmer``: JSON-RPC reads on the RPC target's session.
 - ``land``: submit, then drive ``LandingPolicy`` until the transaction has
   landed, failed, provably expired, or the hard bound passed.
@@ -29,6 +32,7 @@ import aiohttp
 import msgspec
 
 from lasersell_bot.config import RpcConfig, SendConfig, SendTarget
+from lasersell_bot.fastpath import FastPathError, FastPool, Reply
 from lasersell_bot.landing import (
     CheckBlockhash,
     Done,
@@ -56,6 +60,10 @@ _SEND_END = b"}]}"
 _GET_HEALTH = b'{"jsonrpc":"2.0","id":1,"method":"getHealth"}'
 _JSON_HEADERS = {"Content-Type": "application/json"}
 _MIN_SECRET_PART = 16
+_BROKEN = "fast connection error: "
+# Pre-connected connections per send target for the first submission (``send_now``); two
+# so that a second signal right behind the first still finds one idle.
+FAST_CONNECTIONS = 2
 
 # --- targets ----------------------------------------------------------------
 
@@ -235,6 +243,7 @@ class Submitter:
         keepalive_interval: float = 30.0,
         retry_after_cap: float = 2.0,
         metrics: Metrics | None = None,
+        fast_connections: int = 0,
     ) -> None:
         if not targets:
             raise ValueError("at least one send target is required")
@@ -247,6 +256,8 @@ class Submitter:
         self._sessions: dict[str, aiohttp.ClientSession] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._keep_warm: asyncio.Task[None] | None = None
+        self.fast_connections = fast_connections
+        self._fast: dict[str, FastPool] = {}
 
     @classmethod
     def from_config(cls, send: SendConfig, rpc: RpcConfig,
@@ -257,6 +268,7 @@ class Submitter:
             request_timeout=send.request_timeout_ms / 1000,
             keepalive_interval=send.keepalive_interval_sec,
             metrics=metrics,
+            fast_connections=FAST_CONNECTIONS,
         )
 
     @property
@@ -283,8 +295,17 @@ class Submitter:
             raise RuntimeError("Submitter already started")
         for target in self.endpoints:
             self._sessions[target.name] = self._new_session(target)
+        if self.fast_connections > 0:
+            for target in self.targets:
+                try:
+                    self._fast[target.name] = FastPool(target.url, target.headers,
+                                                       self.fast_connections,
+                                                       self.request_timeout)
+                except ValueError:
+                    continue  # not a plain http(s) URL: aiohttp only
         if warm:
             await self.warm()
+            await asyncio.gather(*(pool.fill() for pool in self._fast.values()))
         self._keep_warm = asyncio.get_running_loop().create_task(self._keep_warm_loop())
 
     def _new_session(self, target: Target) -> aiohttp.ClientSession:
@@ -323,18 +344,46 @@ class Submitter:
         while True:
             await asyncio.sleep(self.keepalive_interval)
             await self.warm()
+            await asyncio.gather(*(pool.ping(_GET_HEALTH, self.request_timeout)
+                                   for pool in self._fast.values()))
+
+    def send_now(self, signed_tx: bytes) -> dict[str, asyncio.Future[Reply]]:
+        """Write the first submission of ``signed_tx`` now, in the caller's turn, on every
+        target that has an idle pre-connected connection. Returns the pending answers by
+        target name (pass them to ``submit(first=...)``); never raises."""
+        if not self._fast:
+            return {}
+        encoded = base64.b64encode(signed_tx)
+        sent: dict[str, asyncio.Future[Reply]] = {}
+        for target in self.targets:
+            pool = self._fast.get(target.name)
+            if pool is None:
+                continue
+            try:
+                answer = pool.send(target.body(encoded))
+            except Exception:  # a bug here must not cost the send: aiohttp path takes over
+                _log().exception("fast_send_failed", target=target.display)
+                continue
+            if answer is not None:
+                sent[target.name] = answer
+        return sent
 
     async def submit(self, signed_tx: bytes, signature: str,
-                     deadline: float | None = None) -> SubmitOutcome:
+                     deadline: float | None = None,
+                     first: Mapping[str, asyncio.Future[Reply]] | None = None) -> SubmitOutcome:
         """Send to every target at once; return at the first acceptance.
 
         Transient failures are retried per target until ``deadline`` (a
         ``time.monotonic()`` value; default one request timeout from now).
+        ``first``: answers of a ``send_now`` of the same bytes; those targets take
+        that answer as their first attempt instead of sending again.
         """
         started = time.monotonic()
         until = started + self.request_timeout if deadline is None else deadline
         encoded = base64.b64encode(signed_tx)
-        names = {self._spawn(self._deliver(t, t.body(encoded), until, signature)): t.name
+        first = first or {}
+        names = {self._spawn(self._deliver(t, t.body(encoded), until, signature,
+                                           first.get(t.name))): t.name
                  for t in self.targets}
         pending = set(names)
         errors: dict[str, str] = {}
@@ -354,12 +403,22 @@ class Submitter:
         return task
 
     async def _deliver(self, target: Target, body: bytes, deadline: float,
-                       signature: str) -> TargetResult:
+                       signature: str,
+                       first: asyncio.Future[Reply] | None = None) -> TargetResult:
         attempts = 0
         try:
             while True:
                 attempts += 1
-                attempt = await self._attempt(target, body)
+                if first is not None:
+                    attempt = await self._fast_attempt(first, deadline)
+                    first = None
+                    if attempt.error.startswith(_BROKEN):
+                        # A stale keep-alive connection, most likely: resend at once.
+                        _log().debug("fast_send_retry", target=target.display,
+                                     error=attempt.error, signature=signature)
+                        continue
+                else:
+                    attempt = await self._attempt(target, body)
                 delay = self._retry_delay(attempt, attempts)
                 if delay is None or time.monotonic() + delay >= deadline:
                     break
@@ -377,6 +436,16 @@ class Submitter:
         if attempt.retry_after is not None:
             return min(attempt.retry_after, self.retry_after_cap)
         return float(min(0.05 * 2 ** (attempts - 1), 0.5))
+
+    async def _fast_attempt(self, answer: asyncio.Future[Reply], deadline: float) -> _Attempt:
+        timeout = max(0.0, min(self.request_timeout, deadline - time.monotonic()))
+        try:
+            reply = await asyncio.wait_for(answer, timeout)
+        except TimeoutError:
+            return _Attempt("transient", "timeout", retry_after=0.0)
+        except FastPathError as exc:
+            return _Attempt("transient", f"{_BROKEN}{exc}")
+        return _judge(reply.status, reply.headers.get("retry-after"), reply.body)
 
     async def _attempt(self, target: Target, body: bytes) -> _Attempt:
         try:
@@ -413,6 +482,9 @@ class Submitter:
         for session in self._sessions.values():
             await session.close()
         self._sessions.clear()
+        for pool in self._fast.values():
+            await pool.close()
+        self._fast.clear()
 
     async def __aenter__(self) -> Submitter:
         await self.start()
@@ -531,14 +603,16 @@ async def land(
     policy_params: LandingParams,
     clock: Callable[[], float] = time.monotonic,
     on_submitted: OnSubmitted | None = None,
+    first: Mapping[str, asyncio.Future[Reply]] | None = None,
 ) -> LandResult:
     """Submit ``signed_tx`` and follow it to an outcome (see ``landing.LandingPolicy``).
 
     The same bytes are re-broadcast on the policy's cadence. ``on_submitted(target,
-    seconds)`` is called once, right after the first target accepts them.
+    seconds)`` is called once, right after the first target accepts them. ``first``: the
+    answers of a ``Submitter.send_now`` of these bytes, used as the first submission.
     """
     lander = _Lander(signed_tx, signature, blockhash, submitter, confirmer,
-                     LandingPolicy(policy_params, clock()), clock, on_submitted)
+                     LandingPolicy(policy_params, clock()), clock, on_submitted, first)
     return await lander.run()
 
 
@@ -547,7 +621,8 @@ class _Lander:
 
     def __init__(self, signed_tx: bytes, signature: str, blockhash: str, submitter: Submitter,
                  confirmer: Confirmer, policy: LandingPolicy, clock: Callable[[], float],
-                 on_submitted: OnSubmitted | None) -> None:
+                 on_submitted: OnSubmitted | None,
+                 first: Mapping[str, asyncio.Future[Reply]] | None = None) -> None:
         self.signed_tx, self.signature, self.blockhash = signed_tx, signature, blockhash
         self.submitter, self.confirmer, self.policy = submitter, confirmer, policy
         self.clock, self.on_submitted = clock, on_submitted
@@ -555,10 +630,12 @@ class _Lander:
         self.submit_latency: float | None = None
         self.submit_errors: Mapping[str, str] = {}
         self.inflight: set[asyncio.Task[SubmitOutcome]] = set()
+        self.first = first
 
     async def run(self) -> LandResult:
         try:
-            self._record(await self._submit())
+            first, self.first = self.first, None
+            self._record(await self._submit(first))
             while True:
                 self._collect_rebroadcasts()
                 action = self.policy.next_action(self.clock())
@@ -570,9 +647,10 @@ class _Lander:
                 task.cancel()
             await asyncio.gather(*self.inflight, return_exceptions=True)
 
-    def _submit(self) -> Coroutine[Any, Any, SubmitOutcome]:
+    def _submit(self, first: Mapping[str, asyncio.Future[Reply]] | None = None
+                ) -> Coroutine[Any, Any, SubmitOutcome]:
         deadline = time.monotonic() + self.policy.params.rebroadcast_interval
-        return self.submitter.submit(self.signed_tx, self.signature, deadline)
+        return self.submitter.submit(self.signed_tx, self.signature, deadline, first)
 
     async def _perform(self, action: Poll | Rebroadcast | CheckBlockhash | Wait) -> None:
         if isinstance(action, Wait):

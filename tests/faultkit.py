@@ -642,7 +642,7 @@ class CrashRig:
 
     async def _kill_race(self, batch: list[Flow]) -> None:
         order = self.rng.sample(batch, len(batch))
-        offsets = sorted(self.rng.uniform(0, 0.15) for _ in order)
+        offsets = sorted(self.rng.uniform(0, 0.1) for _ in order)
 
         async def fire() -> None:
             started = time.monotonic()
@@ -651,7 +651,7 @@ class CrashRig:
                 await self.trigger(flow)
 
         firing = asyncio.create_task(fire())
-        await asyncio.sleep(self.rng.uniform(0.0, 0.25))
+        await asyncio.sleep(self.rng.uniform(0.0, 0.12))
         await self.process.kill9()
         await firing
 

@@ -89,21 +89,23 @@ async def crash_flows(tmp_path: Path, flows: int, seed: int) -> None:
             await rig.run_batch(batch)
         assert await rig.process.terminate() == 0
         check_chain_and_journal(rig, rig.flows)
-        stages = collections.Counter(f.stage for f in rig.flows)
-        recovered = sum(int(e.get("count", 0))
-                        for e in rig.process.events("recovering_pending_sells"))
-        print(f"crash flows={len(rig.flows)} seed={seed} kills={rig.process.kills} "
-              f"stages={dict(stages)} recovered_attempts={recovered} "
-              f"rpc_faults={rig.faults.fired()} sends={rig.audit.sends} "
-              f"seconds={time.monotonic() - started:.1f}")
-        assert rig.process.kills == rig.restarts == (flows + BATCH - 1) // BATCH
-        assert set(stages) <= set(STAGES)
-        if flows >= 2 * BATCH:
-            assert recovered >= 1  # the pending_attempts path really ran
-        report_figures(f"crash-{flows}", faults=rig.process.kills + rig.faults.fired(),
-                       lost=0, duplicates=0, stages=dict(stages), seed=seed)
+    except AssertionError as exc:
+        raise AssertionError(f"LASERSELL_CRASH_SEED={seed}: {exc}") from exc
     finally:
         await rig.close()
+    stages = collections.Counter(f.stage for f in rig.flows)
+    recovered = sum(int(e.get("count", 0))
+                    for e in rig.process.events("recovering_pending_sells"))
+    print(f"crash flows={len(rig.flows)} seed={seed} kills={rig.process.kills} "
+          f"stages={dict(stages)} recovered_attempts={recovered} "
+          f"rpc_faults={rig.faults.fired()} sends={rig.audit.sends} "
+          f"seconds={time.monotonic() - started:.1f}")
+    assert rig.process.kills == rig.restarts == (flows + BATCH - 1) // BATCH
+    assert set(stages) <= set(STAGES)
+    if flows >= 2 * BATCH:
+        assert recovered >= 1  # the pending_attempts path really ran
+    report_figures(f"crash-{flows}", faults=rig.process.kills + rig.faults.fired(),
+                   lost=0, duplicates=0, stages=dict(stages), seed=seed)
 
 
 async def test_kill9_while_sells_are_accepted_but_not_landed(tmp_path: Path) -> None:

@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint docker clean soak fuzz
+.PHONY: demo test lint docker clean soak fuzz bench
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,14 @@ fuzz: $(STAMP)
 	$(PY) -m pip install -q --disable-pip-version-check atheris \
 		|| echo "fuzz: atheris could not be installed; coverage-guided run skipped"
 	$(PY) tools/fuzz_atheris.py -runs=$(ATHERIS_RUNS) -rss_limit_mb=4096
+
+# Benchmarks (bench/README.md): signal-to-wire latency idle and under floods, ingest,
+# memory, startup and micro costs, side by side with the vendor's Python SDK (installed
+# into bench/.venv-sdk). Writes bench/results/latest.md and latency.png in a few minutes.
+# BENCH_ARGS=--quick for a tiny run.
+BENCH_ARGS ?=
+bench: $(STAMP)
+	$(PY) -m bench.run $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info

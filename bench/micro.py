@@ -1,0 +1,153 @@
+"""Hot-path micro costs per signal, measured with timeit (median of repeats, per call).
+
+Ours (project venv): decode (msgspec tagged union), guard (base64 decode + Expectation +
+``check_transaction``, as ``Executor._guard_and_sign``), sign (``sign_into_slot`` +
+blockhash read, as ``executor._sign``), request-body encode (base64 + ``Target.body``),
+and the whole inline path.
+
+``--sdk`` (SDK venv): the vendor SDK's equivalents: decode (``server_message_from_text``),
+sign (``sign_unsigned_tx``), request-body encode (``encode_signed_tx`` + the ``json.dumps``
+its ``_post_json`` does). The SDK has no guard.
+
+Prints one JSON object of microseconds per call.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import statistics
+import timeit
+from collections.abc import Callable
+from typing import Any
+
+from solders.keypair import Keypair
+
+from bench.common import POSITIONS, read_keypair_bytes
+
+
+def per_call_us(fn: Callable[[], Any], budget_s: float) -> float:
+    timer = timeit.Timer(fn)
+    if budget_s < 0.1:  # --quick: just show it works
+        return statistics.median(t / 50 for t in timer.repeat(3, 50)) * 1e6
+    number, _ = timer.autorange()
+    repeats = max(3, int(budget_s / max(1e-9, timer.timeit(number) / number) / number))
+    repeats = min(repeats, 15)
+    return statistics.median(t / number for t in timer.repeat(repeats, number)) * 1e6
+
+
+def exit_frame(wallet: Keypair) -> tuple[bytes, str]:
+    import msgspec
+
+    from bench.txtemplate import TOKEN_PROGRAM, build_positions
+
+    pos = build_positions(wallet.pubkey(), POSITIONS)[7]
+    raw = pos.stamp(123)
+    frame = msgspec.json.encode({
+        "type": "exit_signal_with_tx", "session_id": 1, "position_id": pos.position_id,
+        "wallet_pubkey": str(wallet.pubkey()), "mint": pos.mint,
+        "token_account": pos.token_account, "token_program": str(TOKEN_PROGRAM),
+        "position_tokens": 1_000_000_000, "profit_units": 50_000_000,
+        "reason": "target_profit", "triggered_at_ms": 1_700_000_000_000,
+        "market_context": {"market_type": "pump_fun", "pumpfun": {}},
+        "unsigned_tx_b64": base64.b64encode(raw).decode()})
+    return frame, pos.mint
+
+
+def ours(budget: float) -> dict[str, float]:
+    from lasersell_bot import protocol
+    from lasersell_bot.config import GuardConfig
+    from lasersell_bot.executor import _sign
+    from lasersell_bot.guard import Expectation, GuardPolicy, check_transaction
+    from lasersell_bot.send import make_target
+
+    wallet = Keypair()
+    frame, _ = exit_frame(wallet)
+    decoder = protocol.server_decoder()
+    signal = decoder.decode(frame)
+    assert isinstance(signal, protocol.ExitSignalWithTx)
+    policy = GuardPolicy.from_config(GuardConfig())
+    target = make_target("rpc", "http://127.0.0.1:1/")
+    unsigned = base64.b64decode(signal.unsigned_tx_b64, validate=True)
+    signed = _sign(unsigned, wallet)
+
+    def guard() -> None:
+        raw = base64.b64decode(signal.unsigned_tx_b64, validate=True)
+        verdict = check_transaction(raw, policy, Expectation.exit(signal.wallet_pubkey,
+                                                                  signal.mint))
+        assert verdict.ok
+
+    def inline() -> None:
+        message = decoder.decode(frame)
+        raw = base64.b64decode(message.unsigned_tx_b64, validate=True)  # type: ignore[union-attr]
+        check_transaction(raw, policy, Expectation.exit(message.wallet_pubkey,  # type: ignore[union-attr]
+                                                        message.mint))  # type: ignore[union-attr]
+        done = _sign(raw, wallet)
+        target.body(base64.b64encode(done.tx))
+
+    return {
+        "decode": per_call_us(lambda: decoder.decode(frame), budget),
+        "guard": per_call_us(guard, budget),
+        "sign": per_call_us(lambda: _sign(unsigned, wallet), budget),
+        "encode": per_call_us(lambda: target.body(base64.b64encode(signed.tx)), budget),
+        "inline_total": per_call_us(inline, budget),
+        "ed25519_sign_only": per_call_us(lambda: wallet.sign_message(unsigned[65:]), budget),
+    }
+
+
+def sdk(budget: float, frame_path: str, keypair_path: str) -> dict[str, float]:
+    from lasersell_sdk.stream.proto import server_message_from_text
+    from lasersell_sdk.tx import encode_signed_tx, sign_unsigned_tx
+
+    wallet = Keypair.from_bytes(read_keypair_bytes(keypair_path))
+    with open(frame_path, encoding="utf-8") as handle:
+        frame = handle.read()
+    message = server_message_from_text(frame)
+    tx_b64 = message["unsigned_tx_b64"]  # type: ignore[typeddict-item]
+    signed = sign_unsigned_tx(tx_b64, wallet)
+
+    def encode() -> None:
+        payload = {"jsonrpc": "2.0", "id": 1, "method": "sendTransaction",
+                   "params": [encode_signed_tx(signed), {"encoding": "base64",
+                              "skipPreflight": True, "maxRetries": 0,
+                              "preflightCommitment": "processed"}]}
+        json.dumps(payload, separators=(",", ":")).encode("utf-8")
+
+    def inline() -> None:
+        parsed = server_message_from_text(frame)
+        done = sign_unsigned_tx(parsed["unsigned_tx_b64"], wallet)  # type: ignore[typeddict-item]
+        payload = {"jsonrpc": "2.0", "id": 1, "method": "sendTransaction",
+                   "params": [encode_signed_tx(done), {"encoding": "base64",
+                              "skipPreflight": True, "maxRetries": 0,
+                              "preflightCommitment": "processed"}]}
+        json.dumps(payload, separators=(",", ":")).encode("utf-8")
+
+    return {
+        "decode": per_call_us(lambda: server_message_from_text(frame), budget),
+        "sign": per_call_us(lambda: sign_unsigned_tx(tx_b64, wallet), budget),
+        "encode": per_call_us(encode, budget),
+        "inline_total": per_call_us(inline, budget),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--sdk", action="store_true")
+    parser.add_argument("--budget", type=float, default=0.3, help="seconds per figure")
+    parser.add_argument("--frame", help="exit frame file: written (ours), read (--sdk)")
+    parser.add_argument("--keypair", help="wallet of that frame")
+    args = parser.parse_args()
+    if args.sdk:
+        print(json.dumps(sdk(args.budget, args.frame, args.keypair)))
+        return
+    figures = ours(args.budget)
+    if args.frame and args.keypair:
+        wallet = Keypair.from_bytes(read_keypair_bytes(args.keypair))
+        with open(args.frame, "wb") as handle:
+            handle.write(exit_frame(wallet)[0])
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,46 @@
+"""The benchmark harness end to end, tiny: real processes, real signatures, no timing asserts.
+
+Runs ``python -m bench.run --quick --no-baseline --no-plot`` (50 signals idle and 50
+under a 10k frames/s flood, a short memory phase, one startup), then checks that the
+results have every figure the report needs and that every signal's transaction
+reached the bench RPC server signed by the bot's wallet, unaltered.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from bench.common import REPO_DIR
+
+
+def test_quick_bench_produces_results_and_every_tx_is_signed(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.run", "--quick", "--no-baseline", "--no-plot",
+         "--out", str(tmp_path)],
+        cwd=REPO_DIR, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    results = json.loads((tmp_path / "latest.json").read_text())
+    report = (tmp_path / "latest.md").read_text()
+    assert "| signal-to-wire idle p50 |" in report and "physical floor" in report
+
+    ours = results["ours"]
+    phases = ours["phases"]
+    assert set(phases) == {"idle", "flood_10000"}
+    for label, phase in phases.items():
+        assert phase["signals"] == 50, label
+        assert phase["missing"] == 0 and phase["invalid"] == 0, (label, phase)
+        assert len(phase["latencies_us"]) == 50, label
+        assert set(phase["summary"]) >= {"p50", "p90", "p99", "max"}
+        assert all(v > 0 for v in phase["latencies_us"]), "received after written"
+    assert phases["flood_10000"]["flood"]["written"] > 0
+    assert phases["flood_10000"]["client_ingest"]["ingested"] > 0
+
+    memory = ours["memory_kib"]
+    assert {"after_start", "after_frames", "after_signals", "bytes_per_frame"} <= set(memory)
+    assert len(ours["startup_ms"]) == 1 and ours["startup_ms"][0] > 0
+    assert results["floor"]["count"] == results["plan"]["floor_count"]
+    assert {"decode", "guard", "sign", "encode", "inline_total"} <= set(results["micro"]["ours"])
+    assert results["machine"]["nproc"] and results["command"].startswith("python -m bench.run")

@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint docker clean soak fuzz bench
+.PHONY: demo test test-all lint docker clean soak fuzz bench
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,7 +14,11 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(PY) -m lasersell_bot demo
 
+# The fast suite (what CI runs); test-all adds the long fault and crash runs.
 test: $(STAMP)
+	$(PY) -m pytest -m "not slow"
+
+test-all: $(STAMP)
 	$(PY) -m pytest
 
 lint: $(STAMP)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
-import os
 import time
 import tomllib
 from collections.abc import AsyncIterator, Callable
@@ -22,6 +20,7 @@ from lasersell_bot.demo import run_demo
 from lasersell_bot.journal import JournalReader
 from lasersell_bot.sim.world import LAMPORTS_PER_SOL, SimWorld
 from lasersell_bot.wallet import Wallets
+from tests.faultkit import write_config
 
 TOKENS = 1_000_000_000
 ENTRY = LAMPORTS_PER_SOL // 2
@@ -33,29 +32,6 @@ async def until(what: str, predicate: Callable[[], bool], timeout: float = 10.0)
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         await asyncio.sleep(0.01)
-
-
-def write_config(tmp: Path, world: SimWorld, keypair: Keypair, **sections: Any) -> Path:
-    key_path = tmp / "wallet.json"
-    fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as out:
-        json.dump(list(bytes(keypair)), out)
-    config: dict[str, Any] = {
-        "stream": {"url": world.ws_url, "api_key": "e2e-key", "api_url": world.api_url,
-                   "reconcile_sec": 0.5, "ping_interval_sec": 5.0},
-        "rpc": {"url": world.rpc_url},
-        "wallets": [{"keypair_path": str(key_path)}],
-        "strategy": {"target_profit_pct": 30.0, "stop_loss_pct": 20.0},
-        "send": {"rebroadcast_interval_ms": 300, "confirm_poll_ms": 50},
-        "journal": {"path": str(tmp / "journal.sqlite3")},
-        "log": {"level": "warning", "format": "json"},
-        "http": {"listen": "off"},
-    }
-    for section, values in sections.items():
-        config.setdefault(section, {}).update(values)
-    path = tmp / "bot.toml"
-    path.write_bytes(tomli_w.dumps(config).encode())
-    return path
 
 
 class Harness:

@@ -66,8 +66,8 @@ def render_markdown(results: dict[str, Any], plot: str | None) -> str:
               "Signal-to-wire: stream server `monotonic_ns` just before it writes the "
               "`exit_signal_with_tx` frame, to the RPC server's `monotonic_ns` once the whole "
               "`sendTransaction` request is read. Percentiles over every signal of the phase; "
-              "floods are paced low-priority frames (pnl_update, liquidity_snapshot, "
-              "trade_tick in turn).", "",
+              "floods are low-priority frames (pnl_update, liquidity_snapshot, trade_tick in "
+              "turn) written in 1 ms ticks at the stated rate.", "",
               "| figure | lasersell-bot | SDK baseline | SDK / ours | target |",
               "|---|---:|---:|---:|---|"]
     lines += _latency_rows(results, base is not None)

@@ -240,12 +240,14 @@ class FastPool:
     """Up to ``size`` idle keep-alive connections to one endpoint."""
 
     def __init__(self, url: str, headers: Mapping[str, str], size: int = 2,
-                 connect_timeout: float = 3.0) -> None:
+                 connect_timeout: float = 3.0, ssl_context: ssl.SSLContext | None = None,
+                 ) -> None:
         self.endpoint = Endpoint.from_url(url, headers)
         self.size = size
         self.connect_timeout = connect_timeout
         self._connections: list[_Connection] = []
-        self._ssl = ssl.create_default_context() if self.endpoint.tls else None
+        # Certificates are always verified; ``ssl_context`` only lets tests trust a CA.
+        self._ssl = (ssl_context or ssl.create_default_context()) if self.endpoint.tls else None
         self._refill: asyncio.Task[None] | None = None
         self._closing = False
 

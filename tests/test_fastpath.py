@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
+import ssl
+import subprocess
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -141,3 +145,60 @@ async def test_submitter_without_fast_connections_sends_nothing_early(rpc: Rpc) 
     async with Submitter([target], target) as sub:
         assert sub.send_now(b"\x01" * 65) == {}
         assert rpc.sends == []
+
+
+# --------------------------------------------------------------------------- TLS
+
+
+@pytest.fixture
+def certificate(tmp_path: Path) -> tuple[Path, Path]:
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed")
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    return key, cert
+
+
+async def _https_rpc(cert: tuple[Path, Path]) -> tuple[Rpc, web.AppRunner]:
+    server = Rpc()
+    app = web.Application()
+    app.router.add_post("/", server.handle)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert[1], cert[0])
+    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=context)
+    await site.start()
+    server.url = f"https://localhost:{runner.addresses[0][1]}/"
+    return server, runner
+
+
+async def test_fast_path_refuses_an_untrusted_certificate(certificate: tuple[Path, Path]) -> None:
+    server, runner = await _https_rpc(certificate)
+    try:
+        pool = FastPool(server.url, {"Content-Type": "application/json"}, size=1)
+        assert await pool.fill() == 0  # verification failed: no fast connection
+        assert pool.send(b'{"method":"sendTransaction","params":["t"]}') is None
+        await pool.close()
+    finally:
+        await runner.cleanup()
+    assert server.sends == []  # not one request byte reached the impostor
+
+
+async def test_fast_path_speaks_tls_to_a_trusted_endpoint(certificate: tuple[Path, Path]) -> None:
+    server, runner = await _https_rpc(certificate)
+    trusted = ssl.create_default_context(cafile=str(certificate[1]))
+    try:
+        pool = FastPool(server.url, {"Content-Type": "application/json"}, size=1,
+                        ssl_context=trusted)
+        assert await pool.fill() == 1
+        answer = pool.send(b'{"method":"sendTransaction","params":["over-tls"]}')
+        assert answer is not None
+        reply = await answer
+        assert reply.status == 200 and json.loads(reply.body)["result"] == "sig"
+        await pool.close()
+    finally:
+        await runner.cleanup()
+    assert server.sends == ["over-tls"]

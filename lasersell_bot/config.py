@@ -486,6 +486,26 @@ def _unwrap(annotation: Any) -> Any:
             return annotation
 
 
+def table_struct(annotation: Any) -> type[Struct] | None:
+    """The Struct behind a table or array-of-tables field annotation, else None."""
+    annotation = _unwrap(annotation)
+    if get_origin(annotation) is list:
+        annotation = _unwrap(get_args(annotation)[0])
+    if isinstance(annotation, type) and issubclass(annotation, Struct):
+        return annotation
+    return None
+
+
+def unwrap_annotation(annotation: Any) -> Any:
+    """A field's value type, without ``Annotated`` constraints or ``| None``."""
+    return _unwrap(annotation)
+
+
+def is_table_array(annotation: Any) -> bool:
+    """True for an array-of-tables field (``[[wallets]]``)."""
+    return get_origin(_unwrap(annotation)) is list and table_struct(annotation) is not None
+
+
 def _struct_fields(annotation: Any) -> tuple[msgspec.structs.FieldInfo, ...]:
     if isinstance(annotation, type) and issubclass(annotation, Struct):
         return msgspec.structs.fields(annotation)

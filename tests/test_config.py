@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import copy
 import re
-import types
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union, get_args, get_origin
+from typing import Any, Literal, get_args, get_origin
 
 import msgspec
 import pytest
@@ -23,10 +22,13 @@ from lasersell_bot.config import (
     ConfigError,
     SecretSource,
     dump_config,
+    is_table_array,
     load_config,
+    table_struct,
     to_mirror_config,
     to_strategy,
     to_watch_wallets,
+    unwrap_annotation,
 )
 from lasersell_bot.logs import REDACTOR
 
@@ -88,28 +90,11 @@ def schema_keys(struct: type[msgspec.Struct], prefix: str = "") -> Iterator[str]
     """Every documented key: tables by name, array-of-tables items by header name."""
     for field in msgspec.structs.fields(struct):
         key = f"{prefix}{field.name}"
-        element = struct_in(field.type)
+        element = table_struct(field.type)
         if element is not None:
             yield from schema_keys(element, key + ".")
         else:
             yield key
-
-
-def struct_in(annotation: Any) -> type[msgspec.Struct] | None:
-    """The Struct of a table or array-of-tables field, else None."""
-    annotation = unwrap(annotation)
-    if get_origin(annotation) is list:
-        annotation = unwrap(get_args(annotation)[0])
-    if isinstance(annotation, type) and issubclass(annotation, msgspec.Struct):
-        return annotation
-    return None
-
-
-def unwrap(annotation: Any) -> Any:
-    while get_origin(annotation) in (Annotated, Union, types.UnionType):
-        args = [arg for arg in get_args(annotation) if arg is not type(None)]
-        annotation = args[0]
-    return annotation
 
 
 def documented_keys(text: str) -> dict[str, str]:
@@ -610,10 +595,10 @@ def leaves(
     """``(path, annotation)`` of every scalar or list-of-scalars key; arrays at index 0."""
     for field in msgspec.structs.fields(struct):
         path = [*prefix, field.name]
-        element = struct_in(field.type)
+        element = table_struct(field.type)
         if element is None:
-            yield path, unwrap(field.type)
-        elif get_origin(unwrap(field.type)) is list:
+            yield path, unwrap_annotation(field.type)
+        elif is_table_array(field.type):
             yield from leaves(element, [*path, 0])
         else:
             yield from leaves(element, path)

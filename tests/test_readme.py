@@ -7,16 +7,15 @@ from __future__ import annotations
 import argparse
 import ast
 import re
-import types
 import typing
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any, Union, get_args, get_origin
+from typing import get_args
 
 import msgspec
 
 from lasersell_bot import cli, session
-from lasersell_bot.config import Config
+from lasersell_bot.config import Config, is_table_array, table_struct
 from lasersell_bot.metrics import Metrics
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -69,36 +68,16 @@ def test_setup_commands_come_first() -> None:
 # --------------------------------------------------------------------------- config keys
 
 
-def _unwrap(annotation: Any) -> Any:
-    while True:
-        origin = get_origin(annotation)
-        if origin is Annotated:
-            annotation = get_args(annotation)[0]
-        elif origin in (Union, types.UnionType):
-            annotation = next(a for a in get_args(annotation) if a is not type(None))
-        else:
-            return annotation
-
-
-def _struct_of(annotation: Any) -> type[msgspec.Struct] | None:
-    annotation = _unwrap(annotation)
-    if get_origin(annotation) is list:
-        annotation = _unwrap(get_args(annotation)[0])
-    if isinstance(annotation, type) and issubclass(annotation, msgspec.Struct):
-        return annotation
-    return None
-
-
 def config_tables(struct: type[msgspec.Struct] = Config, path: str = "") -> Iterator[
         tuple[str, list[str]]]:
     """(dotted table path, its leaf keys) for every table of the config, recursively."""
     leaves: list[str] = []
     for field in msgspec.structs.fields(struct):
-        nested = _struct_of(field.type)
+        nested = table_struct(field.type)
         dotted = f"{path}.{field.name}" if path else field.name
         if nested is not None:
             yield from config_tables(nested, dotted)
-        if nested is None or get_origin(_unwrap(field.type)) is list:
+        if nested is None or is_table_array(field.type):
             leaves.append(field.name)
     if path:
         yield path, leaves

@@ -269,17 +269,19 @@ class Executor:
                 slippage_bps=self._book.slippage_for(signal.position_id),
                 signed_tx_b64=base64.b64encode(signed.tx).decode(),
                 dry_run=self._cfg.send.dry_run)
-            first = self._send_first(signed)
-            self._spawn(self._land_exit(attempt, signed, attempt_id, first))
         except _Refused as refusal:
             self._journal.record_guard(signal_id, False, refusal.reason, refusal.detail)
             self._exit_refused(attempt, refusal)
+            return
         except Exception as exc:
             # Nothing was sent: counting it as refused keeps the position from sticking busy.
             log.exception("exit_start_failed", position_id=signal.position_id)
             failure = _Refused("internal_error", f"{type(exc).__name__}: {exc}")
             self._journal.record_guard(signal_id, False, failure.reason, failure.detail)
             self._exit_refused(attempt, failure)
+            return
+        # From here the bytes may be on the wire: never treat a failure as a refusal.
+        self._spawn(self._land_exit(attempt, signed, attempt_id, self._send_first(signed)))
 
     def _check_fresh(self, signal: protocol.ExitSignalWithTx) -> None:
         limit = self._cfg.send.max_signal_age_ms
@@ -299,7 +301,12 @@ class Executor:
         """Write the first submission now, in this turn, when the lander can."""
         if self._eager is None or self._cfg.send.dry_run:
             return None
-        return self._eager.send_now(signed.tx)
+        try:
+            return self._eager.send_now(signed.tx)
+        except Exception:
+            # The lander submits the same signed bytes (same signature) right after.
+            log.exception("first_send_failed", signature=signed.signature)
+            return None
 
     async def _land_exit(self, attempt: _Attempt, signed: _Signed, attempt_id: int,
                          first: Any = None) -> None:

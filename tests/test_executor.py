@@ -354,3 +354,41 @@ async def test_a_failed_ladder_level_is_not_turned_into_a_full_exit(rig_factory:
     rig.executor.on_exit_signal(exit_signal(level=0, reason="tp"), time.perf_counter_ns())
     await settle(rig, lambda: rig.hooks.events[-1:] == [("finished", 1)])
     assert rig.requests() == []
+
+
+class EagerButBroken(ScriptedLander):
+    """Its in-turn first write raises (a bug or a dead socket); landing still works."""
+
+    def send_now(self, signed_tx: bytes) -> Any:
+        raise OSError("first write failed")
+
+    async def land(self, signed_tx: bytes, signature: str, blockhash: str,
+                   on_submitted: Callable[[str, float], None] | None = None,
+                   first: Any = None) -> landing.Outcome:
+        return await super().land(signed_tx, signature, blockhash, on_submitted)
+
+
+async def test_a_failed_first_write_is_landed_by_the_lander_not_refused(
+        tmp_path: Path) -> None:
+    lander = EagerButBroken([])
+    sent: list[Any] = []
+    hooks = Hooks()
+    journal = Journal.open(tmp_path / "j.sqlite3")
+    executor = Executor(config(), wallets=Wallets([S.wallet]), lander=lander, journal=journal,
+                        send_to_stream=sent.append, session=hooks, metrics=Metrics())
+    ready = asyncio.Event()
+    task = asyncio.create_task(executor.run(ready))
+    try:
+        await ready.wait()
+        executor.on_exit_signal(exit_signal(), time.perf_counter_ns())
+        deadline = time.monotonic() + 3
+        while hooks.events[-1:] != [("landed", 1)]:
+            assert time.monotonic() < deadline, "never landed"
+            await asyncio.sleep(0.005)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        journal.close()
+    assert len(lander.landed) == 1  # the same signed bytes, through the lander
+    assert not [m for m in sent if isinstance(m, protocol.RequestExitSignal)]
+    assert executor._metrics.guard_refusals.get("internal_error") == 0

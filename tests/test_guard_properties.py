@@ -24,7 +24,6 @@ from solders.transaction import VersionedTransaction
 from spl.token import instructions as spl
 from spl.token import models as sm
 
-from lasersell_bot import guard
 from lasersell_bot.config import HELIUS_TIP_ACCOUNTS, GuardConfig
 from lasersell_bot.guard import (
     ASTRALANE_TIP_ACCOUNTS,
@@ -33,7 +32,10 @@ from lasersell_bot.guard import (
     Verdict,
     check_transaction,
     rent_exempt_lamports,
+    static,
 )
+from lasersell_bot.guard.layout import read_layout
+from lasersell_bot.guard.policy import COMPUTE_ID, USD1_ID
 from lasersell_bot.wallet import sign_into_slot
 from tests.txfactory import (
     BUY_LAMPORTS,
@@ -121,7 +123,7 @@ def _with_attacker_signature(s: Scenario) -> bytes:
     """Our wallet pays; the attacker co-signs a memo and has already filled its slot."""
     raw = bytearray(unsigned(v0(s.me, [*exit_pumpfun_ixs(s), memo("co-sign", [s.evil])],
                                 s.blockhash)))
-    layout = guard.read_layout(bytes(raw))
+    layout = read_layout(bytes(raw))
     signature = s.attacker.sign_message(bytes(raw[layout.message_offset:]))
     start = layout.signatures_offset + 64
     raw[start:start + 64] = bytes(signature)
@@ -286,7 +288,7 @@ def test_a_rule_that_raises_refuses_the_transaction(monkeypatch: pytest.MonkeyPa
     def broken(*_args: object) -> None:
         raise ZeroDivisionError("rule bug")
 
-    monkeypatch.setitem(guard._RULES, guard._COMPUTE, broken)
+    monkeypatch.setitem(static._RULES, COMPUTE_ID, broken)
     s = SCENARIO
     verdict = check_transaction(build(s, exit_pumpfun_ixs(s)), POLICY, s.exit_expect())
     assert (verdict.ok, verdict.reason) == (False, "guard_error")
@@ -411,7 +413,7 @@ def mutate(raw: bytes, rng: random.Random) -> bytes:
     return bytes(data)
 
 
-OWN_ATAS = {s_.ata(m, p) for m in (s_.mint, WSOL, guard._USD1) for p in (TOKEN, TOKEN_2022)}
+OWN_ATAS = {s_.ata(m, p) for m in (s_.mint, WSOL, USD1_ID) for p in (TOKEN, TOKEN_2022)}
 
 
 def drains_in(tx: bytes, me: Pubkey) -> list[str]:
@@ -428,7 +430,7 @@ def drains_in(tx: bytes, me: Pubkey) -> list[str]:
             found.append("sol_transfer")
         if program in (TOKEN, TOKEN_2022) and data[:1] == b"\x03" and len(acc) > 2 \
                 and acc[2] == me and acc[1] not in {s_.ata(m, program) for m in
-                                                    (s_.mint, WSOL, guard._USD1)}:
+                                                    (s_.mint, WSOL, USD1_ID)}:
             found.append("token_transfer")
         if program in (TOKEN, TOKEN_2022) and data[:1] == b"\x09" and len(acc) > 2 \
                 and acc[2] == me and acc[1] != me:

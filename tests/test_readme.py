@@ -220,16 +220,18 @@ def _first_string_args(tree: ast.AST, callee: str, position: int = 0) -> set[str
 
 
 def guard_reasons() -> set[str]:
-    guard = ast.parse((PACKAGE / "guard.py").read_text(encoding="utf-8"))
     executor = ast.parse((PACKAGE / "executor.py").read_text(encoding="utf-8"))
-    reasons = _first_string_args(guard, "_refuse")
-    for node in ast.walk(guard):  # {tag: ("reason", "instruction name", ...)} tables
-        if isinstance(node, ast.Dict):
-            for value in node.values:
-                if (isinstance(value, ast.Tuple) and value.elts
-                        and isinstance(value.elts[0], ast.Constant)
-                        and isinstance(value.elts[0].value, str)):
-                    reasons.add(value.elts[0].value)
+    reasons: set[str] = set()
+    for module in sorted((PACKAGE / "guard").glob("*.py")):
+        guard = ast.parse(module.read_text(encoding="utf-8"))
+        reasons |= _first_string_args(guard, "refuse")
+        for node in ast.walk(guard):  # {tag: ("reason", "instruction name", ...)} tables
+            if isinstance(node, ast.Dict):
+                for value in node.values:
+                    if (isinstance(value, ast.Tuple) and value.elts
+                            and isinstance(value.elts[0], ast.Constant)
+                            and isinstance(value.elts[0].value, str)):
+                        reasons.add(value.elts[0].value)
     reasons |= _first_string_args(executor, "_Refused")
     reasons |= _first_string_args(executor, "_refuse_signal", position=1)
     return reasons

@@ -138,6 +138,10 @@ class GuardConfig(Struct, **_STRICT):
     max_tip_lamports: NonNegInt = 5_000_000
     max_priority_fee: NonNegInt = 5_000_000
     max_tx_bytes: PosInt = 1232
+    simulate: Literal["always", "unvouched", "never"] = "always"
+    fee_allowance_bps: Bps = 200
+    fee_allowance_min_lamports: NonNegInt = 10_000_000
+    simulation_timeout_ms: PosInt = 1500
 
 
 class MirrorConfig(Struct, **_STRICT):

@@ -86,12 +86,29 @@ Kind = Literal["exit", "mirror_buy"]
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
-    """Outcome of ``check_transaction``: ``ok`` or refused with a machine ``reason``."""
+    """Outcome of ``check_transaction``: ``ok`` or refused with a machine ``reason``.
+
+    An accepted verdict also says what the static stage could not judge and left to the
+    effects stage (``unknown_programs``, ``fee_lamports`` / ``fee_usd1`` sent to strangers),
+    and what it counted that the effects stage allows for (``tips_lamports``,
+    ``priority_fee_lamports``, ``signatures``).
+    """
 
     ok: bool
     reason: str = ""
     detail: str = ""
     instruction: int | None = None
+    unknown_programs: tuple[str, ...] = ()
+    fee_lamports: int = 0
+    fee_usd1: int = 0
+    tips_lamports: int = 0
+    priority_fee_lamports: int = 0
+    signatures: int = 1
+
+    @property
+    def needs_effects(self) -> bool:
+        """True when only the effects stage can vouch for what was accepted."""
+        return bool(self.unknown_programs or self.fee_lamports or self.fee_usd1)
 
 
 ACCEPTED = Verdict(ok=True)
@@ -116,6 +133,7 @@ class GuardPolicy:
     max_priority_fee: int
     max_priority_fee_lamports: int
     max_tx_bytes: int
+    verify_effects: bool = False
 
     @classmethod
     def from_config(cls, cfg: GuardConfig) -> GuardPolicy:
@@ -134,28 +152,41 @@ class GuardPolicy:
             max_priority_fee_lamports=priority_fee_lamports(
                 cfg.max_priority_fee, MAX_COMPUTE_UNIT_LIMIT),
             max_tx_bytes=cfg.max_tx_bytes,
+            verify_effects=cfg.simulate != "never",
         )
 
 
 @dataclass(frozen=True, slots=True)
 class Expectation:
-    """What we expect this transaction to be: for whom, what kind, which mint, how much."""
+    """What we expect this transaction to be: for whom, what kind, which mint, how much.
+
+    ``fee_allowance_lamports`` / ``fee_allowance_usd1`` bound the routing fee: with
+    effects verification on (``GuardPolicy.verify_effects``) the static stage lets SOL
+    (and WSOL) or USD1 go to accounts that are not ours up to these totals and leaves the
+    rest to the effects stage; 0 = none (static-only behaviour).
+    """
 
     wallet: Pubkey
     kind: Kind
     mint: Pubkey
     max_spend_lamports: int = 0
+    fee_allowance_lamports: int = 0
+    fee_allowance_usd1: int = 0
 
     @classmethod
-    def exit(cls, wallet: str | Pubkey, mint: str | Pubkey) -> Expectation:
-        return cls(wallet=_as_pubkey(wallet), kind="exit", mint=_as_pubkey(mint))
+    def exit(cls, wallet: str | Pubkey, mint: str | Pubkey, *, fee_allowance_lamports: int = 0,
+             fee_allowance_usd1: int = 0) -> Expectation:
+        return cls(wallet=_as_pubkey(wallet), kind="exit", mint=_as_pubkey(mint),
+                   fee_allowance_lamports=fee_allowance_lamports,
+                   fee_allowance_usd1=fee_allowance_usd1)
 
     @classmethod
     def mirror_buy(cls, wallet: str | Pubkey, mint: str | Pubkey,
-                   max_spend_lamports: int) -> Expectation:
+                   max_spend_lamports: int, *, fee_allowance_lamports: int = 0) -> Expectation:
         """``max_spend_lamports`` = agreed amount + tolerance for tip and priority fee."""
         return cls(wallet=_as_pubkey(wallet), kind="mirror_buy", mint=_as_pubkey(mint),
-                   max_spend_lamports=max_spend_lamports)
+                   max_spend_lamports=max_spend_lamports,
+                   fee_allowance_lamports=fee_allowance_lamports)
 
 
 def _as_pubkey(value: str | Pubkey) -> Pubkey:

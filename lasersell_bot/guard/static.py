@@ -52,7 +52,7 @@ WSOL or USD1 for plain ``transfer``; the instruction's mint for ``transfer_check
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from solders.instruction import CompiledInstruction
@@ -128,9 +128,13 @@ class _Ctx:
         return self.ours_from(ix, 0)
 
 
-def check_transaction(tx_bytes: bytes, policy: GuardPolicy, expect: Expectation) -> Verdict:
+def check_transaction(tx_bytes: bytes, policy: GuardPolicy, expect: Expectation,
+                      tables: Mapping[Pubkey, Sequence[Pubkey]] | None = None) -> Verdict:
     """Decide whether ``tx_bytes`` may be signed by ``expect.wallet``. Never raises: an
-    unexpected error inside a rule refuses the transaction (``guard_error``)."""
+    unexpected error inside a rule refuses the transaction (``guard_error``).
+
+    ``tables`` holds the contents of address lookup tables (``guard.tables``) so that
+    lookup-table-loaded keys are checked like static ones."""
     try:
         return _check(tx_bytes, policy, expect)
     except Exception as exc:

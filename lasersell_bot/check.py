@@ -7,7 +7,9 @@ off), then a summary. The exit code is 0 only when nothing failed.
 Checks: the config loads; every key file loads with safe permissions; the RPC answers
 ``getHealth`` and ``getLatestBlockhash``; every send target is reachable; the wallets
 register (``POST /v1/wallets/register`` with fresh proofs); and a stream session
-reaches ``hello_ok`` with the configure the daemon would send. Each network step has
+reaches ``hello_ok`` with the configure the daemon would send. With
+``--preview-sell`` it also asks the API to build a sell and shows the guard's verdict on
+it (``preview.py``); nothing is signed. Each network step has
 its own timeout. Nothing secret is printed: endpoints appear as ``name(host:port)``,
 wallets by pubkey, and every line passes through the log redactor.
 """
@@ -316,8 +318,32 @@ def skip_all(report: Report, reason: str) -> None:
         report.add("SKIP", name, reason)
 
 
+async def check_preview(report: Report, cfg: Config, wallets: Wallets | None,
+                        mint: str | None, timeout: float) -> None:
+    """``--preview-sell``: the guard's verdict on a sell the API builds (never signed)."""
+    from lasersell_bot.preview import PreviewFailed, hint_lines, preview_sell
+
+    if wallets is None:
+        report.add("SKIP", "preview sell", "no keypair loaded")
+        return
+    submitter = Submitter.from_config(cfg.send, cfg.rpc)
+    await submitter.start(warm=False)
+    try:
+        async def work() -> str:
+            try:
+                lines = await preview_sell(cfg, wallets.pubkeys()[0], mint, submitter)
+            except PreviewFailed as exc:
+                raise StepFailed(str(exc)) from None
+            return lines[0] + ("\n" + hint_lines(lines[1:]) if lines[1:] else "")
+
+        await report.step("preview sell", work(), timeout + cfg.guard.simulation_timeout_ms / 1000)
+    finally:
+        await submitter.close(grace=0)
+
+
 async def run_check(config_path: str, *, timeout: float = STEP_TIMEOUT_SEC,
-                    out: TextIO | None = None) -> int:
+                    out: TextIO | None = None, preview: bool = False,
+                    preview_mint: str | None = None) -> int:
     """``lasersell-bot check``: 0 when every check passed, 1 otherwise.
 
     Log lines (warnings and errors only) go to stderr so the report stays one line
@@ -332,5 +358,7 @@ async def run_check(config_path: str, *, timeout: float = STEP_TIMEOUT_SEC,
     wallets = check_keypairs(report, cfg)
     await check_rpc_and_targets(report, cfg, timeout)
     await check_wallet_services(report, cfg, wallets, timeout)
+    if preview:
+        await check_preview(report, cfg, wallets, preview_mint, timeout)
     return report.finish(config_path)
 

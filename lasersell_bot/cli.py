@@ -44,6 +44,11 @@ def _parser() -> argparse.ArgumentParser:
 
     check = sub.add_parser("check", help="validate a config and reach every service once")
     check.add_argument("--config", "-c", required=True)
+    check.add_argument("--preview-sell", action="store_true",
+                       help="ask the API to build a sell (never signed) and show the guard's "
+                            "verdict on it")
+    check.add_argument("--mint", help="with --preview-sell: the mint to sell (default: the "
+                                      "first one the wallet holds)")
     check.set_defaults(handler=_cmd_check)
 
     init = sub.add_parser("init", help="write a new config (interactive on a TTY)")
@@ -172,7 +177,8 @@ def _journal_path_from(config_path: str | None) -> str | None:
 def _cmd_check(args: argparse.Namespace) -> int:
     from lasersell_bot.check import run_check
 
-    return _run_async(run_check(args.config))
+    return _run_async(run_check(args.config, preview=args.preview_sell or bool(args.mint),
+                                preview_mint=args.mint))
 
 
 def _add_init_flags(parser: argparse.ArgumentParser) -> None:

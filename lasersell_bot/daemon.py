@@ -30,6 +30,7 @@ from lasersell_bot.notify import Notifier, NotifyKind
 from lasersell_bot.ops import HealthReport, HealthServer, SdNotifier, Watchdog, assess_health
 from lasersell_bot.ops import status_line as make_status_line
 from lasersell_bot.send import Confirmer, Submitter, land
+from lasersell_bot.simulate import Simulator
 from lasersell_bot.stream import StreamClient, register_wallets
 from lasersell_bot.wallet import Wallets, registration_proof
 
@@ -123,7 +124,9 @@ class Daemon:
             cfg, wallets=wallets,
             lander=RpcLander(self.submitter, landing.LandingParams.from_config(cfg.send)),
             journal=self.journal, send_to_stream=self.stream.send, session=self.session,
-            metrics=self.metrics, notifier=self.notifier)
+            metrics=self.metrics, notifier=self.notifier,
+            simulator=Simulator(Confirmer(self.submitter),
+                                cfg.guard.simulation_timeout_ms / 1000))
         self.watchdog = Watchdog(self.sd)
         self.health_server = HealthServer(cfg.http.listen, self.health, self.metrics)
         self._stop = asyncio.Event()

@@ -15,12 +15,12 @@ import binascii
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from solders.keypair import Keypair
 from solders.transaction import VersionedTransaction
 
-from lasersell_bot import landing, protocol
+from lasersell_bot import landing, protocol, terms
 from lasersell_bot.config import Config, WatchWalletConfig
 from lasersell_bot.exitbook import (
     Decision,
@@ -33,11 +33,16 @@ from lasersell_bot.exitbook import (
     Start,
     Superseded,
 )
-from lasersell_bot.guard import Expectation, GuardPolicy, check_transaction
+from lasersell_bot.guard import Expectation, Verdict
+from lasersell_bot.guard.effects import Promise
 from lasersell_bot.journal import AttemptState, Journal, PendingAttempt
 from lasersell_bot.logs import get_logger
 from lasersell_bot.metrics import Metrics
 from lasersell_bot.notify import NotifyKind
+from lasersell_bot.session import Position
+from lasersell_bot.simulate import Simulator
+from lasersell_bot.vet import PromiseFor, Vetted, Vetter, classify_failure
+from lasersell_bot.vet import Refused as _Refused
 from lasersell_bot.wallet import SigningRefused, Wallets, sign_into_slot
 
 log = get_logger("executor")
@@ -45,9 +50,8 @@ log = get_logger("executor")
 LAMPORTS_PER_SOL = 1_000_000_000
 USD1_UNITS = 1_000_000
 TICK_SECONDS = 0.2
-# Rent for a new token account plus signature fees, allowed on top of a mirror buy.
-MIRROR_FEE_ALLOWANCE_LAMPORTS = 2_100_000
 UNKNOWN_RECHECK_SEC = 5.0
+_T = TypeVar("_T")
 
 
 class Lander(Protocol):
@@ -75,6 +79,7 @@ class EagerLander(Lander, Protocol):
 
 
 class SessionHooks(Protocol):
+    def position(self, position_id: int) -> Position | None: ...
     def exit_started(self, position_id: int) -> None: ...
     def exit_finished(self, position_id: int, landed: bool, now_ms: int) -> None: ...
 
@@ -102,10 +107,15 @@ class _Signed:
         return _blockhash_of(self.tx)
 
 
-class _Refused(Exception):
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(f"{reason}: {detail}")
-        self.reason, self.detail = reason, detail
+@dataclass(frozen=True)
+class _Prepared:
+    """A transaction on its way to signing: whose key, the bytes, what was expected, and
+    the vetting so far (a final ``Vetted``, or the static ``Verdict`` still to finish)."""
+
+    keypair: Keypair
+    unsigned: bytes
+    expect: Expectation
+    vetted: Vetted | Verdict
 
 
 class Executor:
@@ -122,6 +132,7 @@ class Executor:
         session: SessionHooks,
         metrics: Metrics,
         notifier: Notify | None = None,
+        simulator: Simulator | None = None,
     ) -> None:
         self._cfg = cfg
         self._wallets = wallets
@@ -132,7 +143,7 @@ class Executor:
         self._session = session
         self._metrics = metrics
         self._notifier = notifier
-        self._policy = GuardPolicy.from_config(cfg.guard)
+        self._vetter = Vetter(cfg.guard, simulator, metrics)
         self._book = ExitBook(_retry_policy(cfg))
         self._signal_ids: dict[int, tuple[int, int]] = {}
         self._busy: set[int] = set()
@@ -162,7 +173,7 @@ class Executor:
     def apply_config(self, cfg: Config) -> None:
         """Use a reloaded config from now on (guard, retries, dry run, mirror rules)."""
         self._cfg = cfg
-        self._policy = GuardPolicy.from_config(cfg.guard)
+        self._vetter.apply_config(cfg.guard)
         self._book.set_policy(_retry_policy(cfg))
 
     def set_stream_up(self, up: bool) -> None:
@@ -257,31 +268,87 @@ class Executor:
     def _start_exit(self, signal: protocol.ExitSignalWithTx, attempt_no: int) -> None:
         signal_id, received_ns = self._signal_ids.pop(id(signal), (0, time.perf_counter_ns()))
         attempt = _Attempt(signal, signal_id, attempt_no, received_ns)
+        prepared = self._unless_refused(attempt, lambda: self._prepare_exit(signal))
+        if prepared is None:
+            return
+        if isinstance(prepared.vetted, Verdict):
+            self._spawn(self._vet_then_exit(attempt, prepared))
+            return
+        self._sign_and_launch(attempt, prepared, prepared.vetted)
+
+    def _prepare_exit(self, signal: protocol.ExitSignalWithTx) -> _Prepared:
+        self._check_fresh(signal)
+        keypair = self._keypair(signal.wallet_pubkey)
+        unsigned = _decode_b64(signal.unsigned_tx_b64)
+        expect = terms.exit_expectation(signal, self._cfg.guard,
+                                        self._session.position(signal.position_id))
+        return _Prepared(keypair, unsigned, expect, self._vetter.vet_now(unsigned, expect))
+
+    async def _vet_then_exit(self, attempt: _Attempt, prepared: _Prepared) -> None:
+        """Lookup tables and simulation, then sign and send (nothing is sent before)."""
+        static = prepared.vetted if isinstance(prepared.vetted, Verdict) else None
         try:
-            self._check_fresh(signal)
-            signed = self._guard_and_sign(
-                signal.unsigned_tx_b64, signal.wallet_pubkey,
-                Expectation.exit(signal.wallet_pubkey, signal.mint))
-            self._journal.record_guard(signal_id, True, "", "")
-            # On disk (the journal's intent log) before its first byte can be sent.
-            attempt_id = self._journal.record_attempt(
-                signal_id, attempt_no, signature=signed.signature,
-                slippage_bps=self._book.slippage_for(signal.position_id),
-                signed_tx_b64=base64.b64encode(signed.tx).decode(),
-                dry_run=self._cfg.send.dry_run)
+            vetted = await self._vetter.vet(prepared.unsigned, prepared.expect,
+                                            self._exit_promise(attempt.signal), static)
         except _Refused as refusal:
-            self._journal.record_guard(signal_id, False, refusal.reason, refusal.detail)
+            self._journal.record_guard(attempt.signal_id, False, refusal.reason, refusal.detail)
             self._exit_refused(attempt, refusal)
             return
+        with self._journal.deferred():
+            self._sign_and_launch(attempt, prepared, vetted)
+
+    def _sign_and_launch(self, attempt: _Attempt, prepared: _Prepared, vetted: Vetted) -> None:
+        recorded = self._unless_refused(attempt, lambda: self._sign_exit(attempt, prepared, vetted))
+        if recorded is None:
+            return
+        signed, attempt_id = recorded
+        # From here the bytes may be on the wire: never treat a failure as a refusal.
+        first = self._send_first(signed)
+        self._spawn(self._land_exit(attempt, signed, attempt_id, first))
+        _log_vetted(vetted, kind="exit", position_id=attempt.signal.position_id)
+
+    def _sign_exit(self, attempt: _Attempt, prepared: _Prepared,
+                   vetted: Vetted) -> tuple[_Signed, int]:
+        signed = _sign(prepared.unsigned, prepared.keypair)
+        self._journal.record_guard(attempt.signal_id, True, "", _vetted_detail(vetted))
+        # On disk (the journal's intent log) before its first byte can be sent.
+        attempt_id = self._journal.record_attempt(
+            attempt.signal_id, attempt.attempt_no, signature=signed.signature,
+            slippage_bps=self._book.slippage_for(attempt.signal.position_id),
+            signed_tx_b64=base64.b64encode(signed.tx).decode(),
+            dry_run=self._cfg.send.dry_run)
+        return signed, attempt_id
+
+    def _unless_refused(self, attempt: _Attempt, step: Callable[[], _T]) -> _T | None:
+        """Run a step that sends nothing; a refusal or a crash in it refuses the exit."""
+        try:
+            return step()
+        except _Refused as refusal:
+            self._journal.record_guard(attempt.signal_id, False, refusal.reason, refusal.detail)
+            self._exit_refused(attempt, refusal)
         except Exception as exc:
             # Nothing was sent: counting it as refused keeps the position from sticking busy.
-            log.exception("exit_start_failed", position_id=signal.position_id)
+            log.exception("exit_start_failed", position_id=attempt.signal.position_id)
             failure = _Refused("internal_error", f"{type(exc).__name__}: {exc}")
-            self._journal.record_guard(signal_id, False, failure.reason, failure.detail)
+            self._journal.record_guard(attempt.signal_id, False, failure.reason, failure.detail)
             self._exit_refused(attempt, failure)
-            return
-        # From here the bytes may be on the wire: never treat a failure as a refusal.
-        self._spawn(self._land_exit(attempt, signed, attempt_id, self._send_first(signed)))
+        return None
+
+    def _exit_promise(self, signal: protocol.ExitSignalWithTx) -> PromiseFor:
+        def promise(static: Verdict) -> Promise:
+            made = terms.exit_promise(signal, self._cfg, self._session.position(signal.position_id),
+                                      self._allowed_slippage(signal.position_id), static)
+            if made is None:
+                raise _Refused("unverifiable", f"position {signal.position_id} is unknown: "
+                               "no entry to value the exit against")
+            return made
+        return promise
+
+    def _allowed_slippage(self, position_id: int) -> int:
+        """The slippage this attempt asked for (bumped after a slippage failure), else the
+        configured base: how far below the signalled value the proceeds may come in."""
+        requested = self._book.slippage_for(position_id)
+        return self._cfg.send.slippage_base_bps if requested is None else requested
 
     def _check_fresh(self, signal: protocol.ExitSignalWithTx) -> None:
         limit = self._cfg.send.max_signal_age_ms
@@ -292,10 +359,12 @@ class Executor:
     def _exit_refused(self, attempt: _Attempt, refusal: _Refused) -> None:
         self._metrics.guard_refusals.inc(refusal.reason)
         log.error("guard_refused", kind="exit", position_id=attempt.signal.position_id,
-                  reason=refusal.reason, detail=refusal.detail)
+                  reason=refusal.reason, path=refusal.path, detail=refusal.detail)
         self._notify("guard_refused", f"exit for position {attempt.signal.position_id} "
                      f"refused: {refusal.reason}")
-        self._finish(attempt.signal.position_id, Outcome.REFUSED)
+        # A simulated slippage failure is what an on-chain one would be: retried with more.
+        outcome = Outcome.FAILED_SLIPPAGE if refusal.slippage else Outcome.REFUSED
+        self._finish(attempt.signal.position_id, outcome)
 
     def _send_first(self, signed: _Signed) -> Any:
         """Write the first submission now, in this turn, when the lander can."""
@@ -446,15 +515,40 @@ class Executor:
             if not self._accepting:
                 raise _Refused("shutting_down", "the daemon is stopping; no new buys")
             expectation = self._mirror_expectation(signal)
-            signed = self._guard_and_sign(signal.unsigned_tx_b64, signal.user_wallet, expectation)
-            self._journal.record_guard(signal_id, True, "", "")
-            self._spawn(self._land_mirror(signal, signal_id, signed, received_ns))
+            keypair = self._keypair(signal.user_wallet)
+            unsigned = _decode_b64(signal.unsigned_tx_b64)
+            vetted = self._vetter.vet_now(unsigned, expectation)
+            prepared = _Prepared(keypair, unsigned, expectation, vetted)
+            if isinstance(vetted, Verdict):
+                self._spawn(self._vet_then_buy(signal, signal_id, prepared, received_ns))
+                return
+            self._sign_and_buy(signal, signal_id, prepared, vetted, received_ns)
         except _Refused as refusal:
             self._mirror_refused(signal, signal_id, refusal)
         except Exception as exc:
             log.exception("mirror_start_failed", mint=signal.mint)
             self._mirror_refused(signal, signal_id,
                                  _Refused("internal_error", f"{type(exc).__name__}: {exc}"))
+
+    async def _vet_then_buy(self, signal: protocol.MirrorBuySignal, signal_id: int,
+                            prepared: _Prepared, received_ns: int) -> None:
+        static = prepared.vetted if isinstance(prepared.vetted, Verdict) else None
+        try:
+            vetted = await self._vetter.vet(prepared.unsigned, prepared.expect,
+                                            self._buy_promise(signal), static)
+            self._sign_and_buy(signal, signal_id, prepared, vetted, received_ns)
+        except _Refused as refusal:
+            self._mirror_refused(signal, signal_id, refusal)
+
+    def _sign_and_buy(self, signal: protocol.MirrorBuySignal, signal_id: int,
+                      prepared: _Prepared, vetted: Vetted, received_ns: int) -> None:
+        signed = _sign(prepared.unsigned, prepared.keypair)
+        self._journal.record_guard(signal_id, True, "", _vetted_detail(vetted))
+        self._spawn(self._land_mirror(signal, signal_id, signed, received_ns))
+        _log_vetted(vetted, kind="mirror_buy", mint=signal.mint)
+
+    def _buy_promise(self, signal: protocol.MirrorBuySignal) -> PromiseFor:
+        return lambda static: terms.mirror_promise(signal, self._cfg, static)
 
     def _mirror_refused(self, signal: protocol.MirrorBuySignal, signal_id: int,
                         refusal: _Refused) -> None:
@@ -485,15 +579,7 @@ class Executor:
             raise _Refused("buy_amount_mismatch",
                            f"asked to spend {signal.amount_quote_units} {signal.input} units, "
                            f"configured {agreed}")
-        return Expectation.mirror_buy(signal.user_wallet, signal.mint,
-                                      self._max_spend(agreed, signal.slippage_bps))
-
-    def _max_spend(self, agreed: int, slippage_bps: int) -> int:
-        """Lamports a buy may take: the amount plus its slippage bound (capped at
-        mirror.buy_slippage_bps), the tip cap and rent and fees."""
-        bps = min(slippage_bps, self._cfg.mirror.buy_slippage_bps)
-        with_slippage = agreed + agreed * bps // 10_000
-        return with_slippage + self._cfg.guard.max_tip_lamports + MIRROR_FEE_ALLOWANCE_LAMPORTS
+        return terms.buy_expectation(signal, self._cfg, agreed)
 
     async def _land_mirror(
         self, signal: protocol.MirrorBuySignal, signal_id: int, signed: _Signed, received_ns: int
@@ -530,15 +616,11 @@ class Executor:
 
     # ----------------------------------------------------------------- shared
 
-    def _guard_and_sign(self, tx_b64: str, wallet: str, expect: Expectation) -> _Signed:
+    def _keypair(self, wallet: str) -> Keypair:
         keypair = self._wallets.for_pubkey(wallet)
         if keypair is None:
             raise _Refused("unknown_wallet", f"no keypair for wallet {wallet}")
-        unsigned = _decode_b64(tx_b64)
-        verdict = check_transaction(unsigned, self._policy, expect)
-        if not verdict.ok:
-            raise _Refused(verdict.reason, verdict.detail)
-        return _sign(unsigned, keypair)
+        return keypair
 
     def _refuse_signal(self, signal_id: int, reason: str, detail: str) -> None:
         self._journal.record_guard(signal_id, False, reason, detail)
@@ -613,23 +695,23 @@ def _exit_outcome(result: landing.Outcome, signed_tx: bytes) -> tuple[Outcome, A
 
 
 def _classify(err: Any, signed_tx: bytes) -> str:
-    """Exact slippage match when the failing instruction is a known DEX program;
-    otherwise any known DEX slippage code counts."""
-    message = VersionedTransaction.from_bytes(signed_tx).message
-    keys = message.account_keys
-    programs = [str(keys[ix.program_id_index]) for ix in message.instructions]
-    index = _failed_instruction(err)
-    if index is not None and index < len(programs) and programs[index] in landing.SLIPPAGE_CODES:
-        return landing.classify_error(err, programs)
-    return landing.classify_error(err)
+    return classify_failure(err, VersionedTransaction.from_bytes(signed_tx).message)
 
 
-def _failed_instruction(err: Any) -> int | None:
-    if isinstance(err, dict):
-        detail = err.get("InstructionError")
-        if isinstance(detail, list) and detail and isinstance(detail[0], int):
-            return detail[0]
-    return None
+def _vetted_detail(vetted: Vetted) -> dict[str, Any]:
+    detail: dict[str, Any] = {"path": vetted.path}
+    if vetted.static.unknown_programs:
+        detail["unknown_programs"] = list(vetted.static.unknown_programs)
+    if vetted.effects is not None and vetted.effects.deltas is not None:
+        deltas = vetted.effects.deltas
+        detail["deltas"] = {"sol": deltas.sol, "mint": deltas.mint, "quote": deltas.quote}
+    if vetted.simulation_ms is not None:
+        detail["simulation_ms"] = round(vetted.simulation_ms, 3)
+    return detail
+
+
+def _log_vetted(vetted: Vetted, **context: Any) -> None:
+    log.info("guard_passed", summary=vetted.summary(), **context)
 
 
 def _agreed_amount(watch: WatchWalletConfig, quote_input: str) -> int:

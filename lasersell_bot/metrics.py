@@ -95,6 +95,15 @@ class Metrics:
         self.guard_refusals = Counter(
             p + "guard_refusals_total", "Transactions refused by the guard.", ("reason",)
         )
+        self.guard_verdicts = Counter(
+            p + "guard_verdicts_total", "Guard verdicts by path (static, simulated) and outcome "
+            "(accepted, refused, unverifiable).", ("path", "outcome"))
+        self.guard_unknown_programs = Counter(
+            p + "guard_unknown_programs_total", "Accepted transactions calling a program that "
+            "is not built in, by program id (the LaserSell router shows here).", ("program",))
+        self.simulation_ms = Histogram(
+            p + "simulation_ms", "Milliseconds for the effects simulation round trip.",
+            (0.5, 1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500))
         self.submissions = Counter(
             p + "submissions_total", "Submissions by target and outcome.", ("target", "outcome")
         )

@@ -153,7 +153,12 @@ class _RpcReply(msgspec.Struct):
     error: _RpcErrorBody | None = None
 
 
+class _BatchReply(_RpcReply):
+    id: Any = None
+
+
 _decode_reply = msgspec.json.Decoder(_RpcReply).decode
+_decode_batch = msgspec.json.Decoder(list[_BatchReply]).decode
 _encode = msgspec.json.Encoder().encode
 
 Verdict = Literal["accepted", "rejected", "transient"]
@@ -528,6 +533,24 @@ class Confirmer:
             raise RpcError(f"{method}: connection error: {type(exc).__name__}") from None
         return _rpc_result(method, status, payload)
 
+    async def batch(self, calls: Sequence[tuple[str, Sequence[Any]]]) -> list[Any]:
+        """Several calls in one JSON-RPC batch request (one round trip); their results in
+        order. ``BatchUnsupported`` when the RPC does not answer batches; ``RpcError`` when
+        a call fails."""
+        body = _encode([{"jsonrpc": "2.0", "id": i, "method": method, "params": list(params)}
+                        for i, (method, params) in enumerate(calls)])
+        names = "+".join(method for method, _ in calls)
+        session = self._submitter.session(self.target.name)
+        try:
+            async with session.post(self.target.url, data=body) as response:
+                payload = await response.read()
+                status = response.status
+        except TimeoutError:
+            raise RpcError(f"{names}: timeout") from None
+        except aiohttp.ClientError as exc:
+            raise RpcError(f"{names}: connection error: {type(exc).__name__}") from None
+        return _batch_results(calls, status, payload)
+
     async def signature_statuses(self, signatures: Sequence[str]) -> list[SignatureStatus | None]:
         result = await self.call("getSignatureStatuses",
                                  [list(signatures), {"searchTransactionHistory": True}])
@@ -554,6 +577,31 @@ class Confirmer:
             return bool(await self.call("getHealth") == "ok")
         except RpcError:
             return False
+
+
+class BatchUnsupported(RpcError):
+    """The RPC answered a batch request with something other than a list of replies."""
+
+
+def _batch_results(calls: Sequence[tuple[str, Sequence[Any]]], status: int,
+                   payload: bytes) -> list[Any]:
+    if status != 200 and not payload.lstrip().startswith(b"["):
+        raise BatchUnsupported(f"batch: http {status}")
+    try:
+        replies = _decode_batch(payload)
+    except msgspec.DecodeError:
+        raise BatchUnsupported("batch: the reply is not a list of JSON-RPC replies") from None
+    by_id = {reply.id: reply for reply in replies}
+    results = []
+    for index, (method, _) in enumerate(calls):
+        reply = by_id.get(index)
+        if reply is None:
+            raise RpcError(f"{method}: no reply in the batch")
+        if reply.error is not None:
+            message = REDACTOR.clean(reply.error.message)[:200]
+            raise RpcError(f"{method}: rpc {reply.error.code}: {message}")
+        results.append(reply.result)
+    return results
 
 
 def _rpc_result(method: str, status: int, payload: bytes) -> Any:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
+import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -11,15 +13,23 @@ from typing import Any
 
 import msgspec
 import pytest
+from solders.pubkey import Pubkey
 from solders.transaction import VersionedTransaction
 
 from lasersell_bot import executor as executor_module
+from lasersell_bot import vet as vet_module
 from lasersell_bot import landing, protocol
 from lasersell_bot.config import Config
 from lasersell_bot.executor import Executor
 from lasersell_bot.journal import Journal, JournalReader
 from lasersell_bot.metrics import Metrics
+from lasersell_bot.guard.effects import AccountState
+from lasersell_bot.guard.policy import SYSTEM_ID, TOKEN_ID
+from lasersell_bot.guard.tables import LookupTables
+from lasersell_bot.session import Position
+from lasersell_bot.simulate import Simulation, Unverifiable
 from lasersell_bot.wallet import Wallets
+from tests.test_effects import token_data
 from tests.txfactory import (
     BUY_LAMPORTS,
     TOKEN_2022,
@@ -67,6 +77,10 @@ class ScriptedLander:
 class Hooks:
     def __init__(self) -> None:
         self.events: list[tuple[str, int]] = []
+        self.positions: dict[int, Position] = {}
+
+    def position(self, position_id: int) -> Position | None:
+        return self.positions.get(position_id)
 
     def exit_started(self, position_id: int) -> None:
         self.events.append(("started", position_id))
@@ -96,6 +110,7 @@ def config(**overrides: Any) -> Config:
     raw: dict[str, Any] = {
         "send": {"max_retries": 2, "slippage_base_bps": 1000, "slippage_bump_bps": 500},
         "mirror": {"enabled": True},
+        "guard": {"simulate": "never"},
         "watch_wallets": [{"pubkey": WATCHED, "auto_buy_sol": BUY_LAMPORTS / 1e9}],
     }
     for key, value in overrides.items():
@@ -109,7 +124,7 @@ async def rig_factory(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
     tasks: list[asyncio.Task[None]] = []
     journals: list[Journal] = []
 
-    async def make(outcomes: list[Any] | None = None, **cfg: Any) -> Rig:
+    async def make(outcomes: list[Any] | None = None, simulator: Any = None, **cfg: Any) -> Rig:
         lander = ScriptedLander(list(outcomes or []))
         sent: list[Any] = []
         hooks = Hooks()
@@ -117,7 +132,7 @@ async def rig_factory(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
         journals.append(journal)
         executor = Executor(config(**cfg), wallets=Wallets([S.wallet]), lander=lander,
                             journal=journal, send_to_stream=sent.append, session=hooks,
-                            metrics=Metrics())
+                            metrics=Metrics(), simulator=simulator)
         ready = asyncio.Event()
         tasks.append(asyncio.create_task(executor.run(ready)))
         await ready.wait()
@@ -228,7 +243,7 @@ async def test_stale_signal_is_refused_and_replaced(rig_factory: Any) -> None:
 async def test_an_internal_error_does_not_leave_the_position_stuck(
         rig_factory: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     rig = await rig_factory()
-    monkeypatch.setattr(executor_module, "check_transaction", _explode)
+    monkeypatch.setattr(vet_module, "check_transaction", _explode)
     rig.executor.on_exit_signal(exit_signal(), time.perf_counter_ns())
     await settle(rig, lambda: bool(rig.requests()))
     assert rig.executor._metrics.guard_refusals.get("internal_error") == 1
@@ -332,7 +347,7 @@ async def test_a_buy_may_spend_its_slippage_bound_but_not_more(rig_factory: Any)
 async def test_mirror_internal_error_still_reports_once(
         rig_factory: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     rig = await rig_factory()
-    monkeypatch.setattr(executor_module, "check_transaction", _explode)
+    monkeypatch.setattr(vet_module, "check_transaction", _explode)
     rig.executor.on_mirror_signal(mirror_signal(), time.perf_counter_ns())
     assert rig.mirror_results() == [protocol.MirrorBuyResult(mint=str(S.mint), success=False)]
     assert rig.executor._metrics.guard_refusals.get("internal_error") == 1
@@ -392,3 +407,164 @@ async def test_a_failed_first_write_is_landed_by_the_lander_not_refused(
     assert len(lander.landed) == 1  # the same signed bytes, through the lander
     assert not [m for m in sent if isinstance(m, protocol.RequestExitSignal)]
     assert executor._metrics.guard_refusals.get("internal_error") == 0
+
+
+# ----------------------------------------------------------------------------- effects stage
+
+ENTRY = 10**9
+SOL_BEFORE = 5 * 10**9
+RENT = 2_039_280
+EffectFn = Callable[[Pubkey, bool], tuple[AccountState | None, AccountState | None]]
+
+
+class ScriptedSimulator:
+    """Stands in for simulate.Simulator: pre/post state per writable address."""
+
+    def __init__(self, effect: EffectFn | None = None, err: Any = None,
+                 fail: str | None = None) -> None:
+        self.effect, self.err, self.fail = effect, err, fail
+        self.tables = LookupTables()
+        self.timeout_sec = 1.0
+        self.runs: list[list[Pubkey]] = []
+
+    async def fetch_tables(self, missing: Any) -> None:
+        raise Unverifiable("no lookup tables in this test")
+
+    async def run(self, tx: bytes, addresses: list[Pubkey]) -> Simulation:
+        self.runs.append(list(addresses))
+        if self.fail is not None:
+            raise Unverifiable(self.fail)
+        assert self.effect is not None
+        pairs = [self.effect(a, True) for a in addresses]
+        post = [] if self.err is not None else [after for _, after in pairs]
+        return Simulation(list(addresses), [before for before, _ in pairs], post, self.err,
+                          ["Program log: failed"] if self.err else [], 1, 0.7)
+
+
+def sale(proceeds: int, *, tokens_left: int = 0, ata_owner: Pubkey = S.me,
+         buy: bool = False) -> EffectFn:
+    """Our wallet gains ``proceeds`` lamports and our token account falls (or, for a buy,
+    rises) by the signal's tokens."""
+    def effect(address: Pubkey, _: bool) -> tuple[AccountState | None, AccountState | None]:
+        if address == S.me:
+            return (AccountState(SOL_BEFORE, SYSTEM_ID, b""),
+                    AccountState(SOL_BEFORE + proceeds, SYSTEM_ID, b""))
+        if address == S.ata():
+            before = 0 if buy else 1000
+            after = 1000 if buy else tokens_left
+            return (AccountState(RENT, TOKEN_ID, token_data(S.mint, S.me, before)),
+                    AccountState(RENT, TOKEN_ID, token_data(S.mint, ata_owner, after)))
+        return None, None
+    return effect
+
+
+def open_position(rig: Rig, entry: int = ENTRY) -> None:
+    opened = protocol.PositionOpened(position_id=1, wallet_pubkey=str(S.me), mint=str(S.mint),
+                                     token_account=str(S.ata()), tokens=1000,
+                                     entry_quote_units=entry)
+    rig.hooks.positions[1] = Position(opened=opened, opened_ms=0, tokens=1000)
+
+
+async def simulating_rig(rig_factory: Any, simulator: ScriptedSimulator) -> Rig:
+    rig: Rig = await rig_factory(simulator=simulator, guard={"simulate": "always"})
+    open_position(rig)
+    return rig
+
+
+async def test_a_simulated_exit_with_honest_effects_is_signed_and_journaled(
+        rig_factory: Any) -> None:
+    simulator = ScriptedSimulator(sale(970_000_000))
+    rig = await simulating_rig(rig_factory, simulator)
+    rig.executor.on_exit_signal(exit_signal(), time.perf_counter_ns())
+    await settle(rig, lambda: rig.hooks.events[-1:] == [("landed", 1)])
+    assert simulator.runs and S.me in simulator.runs[0] and S.ata() in simulator.runs[0]
+    assert rig.states() == ["landed"]
+    metrics = rig.executor._metrics
+    assert metrics.guard_verdicts.get("simulated", "accepted") == 1
+    assert metrics.simulation_ms.count == 1
+    rig.journal.flush(5)
+    with sqlite3.connect(rig.journal.path) as db:
+        (raw,) = db.execute("SELECT detail_json FROM guard_checks ORDER BY id DESC").fetchone()
+    detail = json.loads(raw)
+    assert detail["path"] == "simulated"
+    assert detail["deltas"] == {"sol": 970_000_000, "mint": -1000, "quote": 970_000_000}
+
+
+@pytest.mark.parametrize(("effect", "reason"), [
+    (sale(0), "effects_proceeds_too_low"),
+    (sale(970_000_000, ata_owner=S.evil), "effects_owner_changed"),
+    (sale(970_000_000, tokens_left=1000), "effects_sells_nothing"),
+])
+async def test_an_exit_whose_effects_steal_is_never_signed(
+        rig_factory: Any, effect: EffectFn, reason: str) -> None:
+    rig = await simulating_rig(rig_factory, ScriptedSimulator(effect))
+    rig.executor.on_exit_signal(exit_signal(), time.perf_counter_ns())
+    await settle(rig, lambda: bool(rig.requests()))
+    assert rig.lander.landed == []
+    assert rig.executor._metrics.guard_refusals.get(reason) == 1
+
+
+async def test_a_simulated_slippage_failure_asks_again_with_more_slippage(
+        rig_factory: Any) -> None:
+    failing = ScriptedSimulator(sale(0), err={"InstructionError": [1, {"Custom": 6003}]})
+    rig = await simulating_rig(rig_factory, failing)
+    rig.executor.on_exit_signal(exit_signal(), time.perf_counter_ns())
+    await settle(rig, lambda: bool(rig.requests()))
+    assert rig.lander.landed == []
+    assert rig.requests()[0].slippage_bps == 1500  # base 1000 + bump 500
+    assert rig.executor._metrics.guard_refusals.get("simulation_slippage") == 1
+
+
+async def test_a_failing_simulation_is_refused_with_its_error(rig_factory: Any) -> None:
+    failing = ScriptedSimulator(sale(0), err={"InstructionError": [1, "InvalidAccountData"]})
+    rig = await simulating_rig(rig_factory, failing)
+    rig.executor.on_exit_signal(exit_signal(), time.perf_counter_ns())
+    await settle(rig, lambda: bool(rig.requests()))
+    assert rig.requests()[0].slippage_bps is None  # not a slippage retry
+    assert rig.executor._metrics.guard_refusals.get("simulation_failed") == 1
+
+
+async def test_an_unreachable_rpc_makes_the_exit_unverifiable_not_signed(
+        rig_factory: Any) -> None:
+    rig = await simulating_rig(rig_factory, ScriptedSimulator(fail="simulation: timeout"))
+    rig.executor.on_exit_signal(exit_signal(), time.perf_counter_ns())
+    await settle(rig, lambda: bool(rig.requests()))
+    assert rig.lander.landed == []
+    assert rig.executor._metrics.guard_refusals.get("unverifiable") == 1
+    assert rig.executor._metrics.guard_verdicts.get("simulated", "unverifiable") == 1
+
+
+async def test_an_exit_for_a_position_we_never_saw_opened_is_unverifiable(
+        rig_factory: Any) -> None:
+    simulator = ScriptedSimulator(sale(970_000_000))
+    rig = await rig_factory(simulator=simulator, guard={"simulate": "always"})
+    rig.executor.on_exit_signal(exit_signal(), time.perf_counter_ns())
+    await settle(rig, lambda: bool(rig.requests()))
+    assert rig.lander.landed == []
+    assert rig.executor._metrics.guard_refusals.get("unverifiable") == 1
+
+
+async def test_unvouched_mode_signs_a_plain_dex_exit_without_simulating(
+        rig_factory: Any) -> None:
+    simulator = ScriptedSimulator(sale(0))  # would be refused if it were asked
+    rig = await rig_factory(simulator=simulator, guard={"simulate": "unvouched"})
+    open_position(rig)
+    rig.executor.on_exit_signal(exit_signal(), time.perf_counter_ns())
+    await settle(rig, lambda: rig.hooks.events[-1:] == [("landed", 1)])
+    assert simulator.runs == []
+    assert rig.executor._metrics.guard_verdicts.get("static", "accepted") == 1
+
+
+async def test_a_simulated_mirror_buy_is_bounded_by_its_effects(rig_factory: Any) -> None:
+    honest = ScriptedSimulator(sale(-BUY_LAMPORTS - 30_000_000, buy=True))
+    rig = await rig_factory(simulator=honest, guard={"simulate": "always"})
+    rig.executor.on_mirror_signal(mirror_signal(), time.perf_counter_ns())
+    await settle(rig, lambda: bool(rig.mirror_results()) and rig.executor.in_flight == 0)
+    assert rig.mirror_results()[-1].success is True
+    greedy = ScriptedSimulator(sale(-3 * BUY_LAMPORTS, buy=True))
+    rig = await rig_factory(simulator=greedy, guard={"simulate": "always"})
+    rig.executor.on_mirror_signal(mirror_signal(), time.perf_counter_ns())
+    await settle(rig, lambda: bool(rig.mirror_results()) and rig.executor.in_flight == 0)
+    assert rig.mirror_results() == [protocol.MirrorBuyResult(mint=str(S.mint), success=False)]
+    assert rig.lander.submitted == []
+    assert rig.executor._metrics.guard_refusals.get("effects_spend_too_high") == 1

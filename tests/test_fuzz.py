@@ -311,6 +311,9 @@ class LandingLander:
 
 
 class Hooks:
+    def position(self, position_id: int) -> None:
+        return None
+
     def exit_started(self, position_id: int) -> None:
         pass
 
@@ -503,6 +506,7 @@ def pipeline_config(tmp: Path) -> Config:
         watch_wallets=[WatchWalletConfig(pubkey=WATCHED, auto_buy_sol=0.1)],
         journal=JournalConfig(path=str(tmp / "journal.sqlite3")),
         http=HttpConfig(listen="off"),
+        guard=GuardConfig(simulate="never"),
     )
 
 

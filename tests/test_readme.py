@@ -224,7 +224,7 @@ def guard_reasons() -> set[str]:
     reasons: set[str] = set()
     for module in sorted((PACKAGE / "guard").glob("*.py")):
         guard = ast.parse(module.read_text(encoding="utf-8"))
-        reasons |= _first_string_args(guard, "refuse")
+        reasons |= _first_string_args(guard, "refuse") | _first_string_args(guard, "_refuse")
         for node in ast.walk(guard):  # {tag: ("reason", "instruction name", ...)} tables
             if isinstance(node, ast.Dict):
                 for value in node.values:
@@ -233,6 +233,8 @@ def guard_reasons() -> set[str]:
                             and isinstance(value.elts[0].value, str)):
                         reasons.add(value.elts[0].value)
     reasons |= _first_string_args(executor, "_Refused")
+    vet = ast.parse((PACKAGE / "vet.py").read_text(encoding="utf-8"))
+    reasons |= _first_string_args(vet, "Refused")
     reasons |= _first_string_args(executor, "_refuse_signal", position=1)
     return reasons
 

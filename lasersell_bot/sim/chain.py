@@ -6,18 +6,30 @@ heights, a window of recent blockhashes, signature statuses with commitment
 levels, duplicate-signature rejection, and a price model that settles
 simulated DEX swaps by really moving SOL and SPL token balances.
 
-A simulated swap is a Memo instruction ``lasersell-sim:v1:<side>:<mint>:<in>:<min_out>``
-signed by the user's wallet (see ``SwapOrder``). No asyncio here: callers
+Three kinds of swap instruction are settled, one per transaction:
+
+* the direct-DEX stand-in: a Memo instruction ``lasersell-sim:v1:<side>:<mint>:<in>:<min_out>``
+  signed by the user's wallet (see ``SwapOrder``); proceeds go to the wallet's lamports;
+* the LaserSell Router (``sim.router``, program ``ROUTER_PROGRAM_ID``): swap, routing fee
+  by tier (``router_fees``), referral split to ``referrers``, the rest to ``fee_vault``,
+  and the hostile variants; its accounts may come from address lookup tables
+  (``create_lookup_table``);
+* a Raydium CPMM ``swap_base_input`` (direct DEX) paying WSOL to its output account.
+
+Settlement is applied after LiteSVM ran the transaction (see ``sim.router`` for what
+that leaves out). ``simulate`` returns the post-state of every account the transaction
+wrote, swap included (``SimulationResult.post``). No asyncio here: callers
 (``sim.rpc``, tests) drive the clock with ``advance``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import re
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
 from solders.account import Account
@@ -29,7 +41,7 @@ from solders.message import Message
 from solders.pubkey import Pubkey
 from solders.system_program import CreateAccountParams, create_account
 from solders.token.associated import get_associated_token_address
-from solders.token.state import Mint, TokenAccount
+from solders.token.state import Mint, TokenAccount, TokenAccountState
 from solders.transaction import VersionedTransaction
 from solders.transaction_metadata import (
     FailedTransactionMetadata,
@@ -51,6 +63,28 @@ from spl.token.instructions import mint_to as spl_mint_to
 from spl.token.models import InitializeMint2Params, MintToParams
 
 from lasersell_bot.config import HELIUS_TIP_ACCOUNTS
+from lasersell_bot.sim.router import (
+    CPMM_INPUT,
+    CPMM_INPUT_MINT,
+    CPMM_PAYER,
+    CPMM_PROGRAM_ID,
+    MAX_REFERRERS,
+    MEMO_V1_PROGRAM_ID,
+    MINT,
+    NATIVE_MINT,
+    ROUTER_PROGRAM_ID,
+    TIERS,
+    TOKEN_ACCOUNT,
+    WALLET,
+    RouterCall,
+    RouterEffect,
+    RouterFailure,
+    RouterFees,
+    RouterOrder,
+    settle_cpmm,
+    settle_router,
+)
+from lasersell_bot.sim.tables import message_keys, table_account
 
 MEMO_PROGRAM_ID: Final = Pubkey.from_string("MemoSq4gqABAXKb96qnH8TysNcWxMyWCqXgDLGmfcHr")
 TOKEN_PROGRAMS: Final = (TOKEN_PROGRAM_ID, TOKEN_2022_PROGRAM_ID)
@@ -73,6 +107,8 @@ _SWAP_MEMO = re.compile(r"lasersell-sim:v1:(sell|buy):([1-9A-HJ-NP-Za-km-z]{32,4
 _TOKEN_ACCOUNT_LEN: Final = 165
 _MINT_LEN: Final = 82
 _AUTHORITY_LAMPORTS: Final = 10**15
+POOL_LAMPORTS: Final = 10**16
+"""What a simulated pool holds to pay sells (never runs out in a test)."""
 
 _ERROR_MESSAGES: Final = {
     "BlockhashNotFound": "Blockhash not found",
@@ -132,6 +168,8 @@ class Settlement:
     tokens: int
     lamports: int
     price: float
+    fee: int = 0
+    referrer_payouts: tuple[int, ...] = ()
 
 
 # --------------------------------------------------------------------------- results
@@ -189,10 +227,14 @@ class SubmitResult:
 
 @dataclass(frozen=True)
 class SimulationResult:
+    """``post``: every account the transaction wrote, as it left them (swap included);
+    empty when it failed."""
+
     err: ChainError | None
     logs: list[str]
     units_consumed: int
     fee: int
+    post: Mapping[Pubkey, Account] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -254,6 +296,26 @@ class SimChain:
         self.fund(self.authority.pubkey(), _AUTHORITY_LAMPORTS)
         for tip in tip_accounts:
             self.fund(Pubkey.from_string(tip), self.svm.minimum_balance_for_rent_exemption(0))
+        self.router_fees: RouterFees = TIERS["personal"]
+        self.fee_vault = sim_address("lasersell-fee-vault")
+        self.referrers = tuple(sim_address(f"lasersell-referrer-{i}")
+                               for i in range(MAX_REFERRERS))
+        self._tables: dict[tuple[Pubkey, ...], Pubkey] = {}
+        self._install_router()
+
+    def _install_router(self) -> None:
+        """The router and CPMM stand-ins (Memo v1's bytes), the native mint, and the
+        fee vault and referrer wallets (rent-exempt, as real wallets are)."""
+        stand_in = self.svm.get_account(MEMO_V1_PROGRAM_ID)
+        if stand_in is None:
+            raise RuntimeError("LiteSVM has no Memo v1 program to stand in for the router")
+        for program in (ROUTER_PROGRAM_ID, CPMM_PROGRAM_ID):
+            self.svm.add_program(program, bytes(stand_in.data))
+        mint = bytes(Mint(None, 0, 9, True, None))
+        self.svm.set_account(NATIVE_MINT, Account(
+            self.svm.minimum_balance_for_rent_exemption(_MINT_LEN), mint, TOKEN_PROGRAM_ID))
+        for wallet in (self.fee_vault, *self.referrers):
+            self.fund(wallet, self.svm.minimum_balance_for_rent_exemption(0))
 
     # ----------------------------------------------------------------- clock
 
@@ -375,6 +437,45 @@ class SimChain:
         state = self.token_state(token_account)
         return 0 if state is None else state.amount
 
+    def token_accounts_of(self, owner: Pubkey) -> list[Pubkey]:
+        """Every token account ``owner`` owns (both token programs)."""
+        found = []
+        for program in TOKEN_PROGRAMS:
+            for pubkey, account in self.svm.get_program_accounts(program):
+                state = _parse_token_account(account)
+                if state is not None and state.owner == owner:
+                    found.append(pubkey)
+        return found
+
+    def create_token_account(self, owner: Pubkey, mint: Pubkey) -> Pubkey:
+        """A token account (not an ATA) of ``owner`` for ``mint``, written directly; a
+        WSOL one is native, holding its rent reserve."""
+        program = self.token_program_of(mint)
+        address = Keypair().pubkey()
+        rent = self.svm.minimum_balance_for_rent_exemption(_TOKEN_ACCOUNT_LEN)
+        state = TokenAccount(mint, owner, 0, None, TokenAccountState.Initialized,
+                             rent if mint == NATIVE_MINT else None, 0, None)
+        self.svm.set_account(address, Account(rent, bytes(state), program))
+        return address
+
+    def ensure_pool(self, pool: Pubkey) -> None:
+        """A pool account that can pay sells (a system account with ``POOL_LAMPORTS``)."""
+        if self.svm.get_account(pool) is None:
+            self.fund(pool, POOL_LAMPORTS)
+
+    def create_lookup_table(self, addresses: Sequence[Pubkey]) -> Pubkey:
+        """An active address lookup table holding ``addresses`` (the same list gives
+        the same table)."""
+        key = tuple(addresses)
+        table = self._tables.get(key)
+        if table is None:
+            table = sim_address("lookup-table", *key)
+            account = table_account(key, self.authority.pubkey(), self._slot - 1,
+                                    self.svm.minimum_balance_for_rent_exemption)
+            self.svm.set_account(table, account)
+            self._tables[key] = table
+        return table
+
     def _run_setup(self, instructions: list[Instruction], signers: list[Keypair]) -> None:
         self._setup_nonce += 1
         nonce = memo_instruction(f"sim-setup:{self._setup_nonce}", self.authority.pubkey())
@@ -481,13 +582,24 @@ class SimChain:
         return self._plan_swap(tx, result)
 
     def _plan_swap(self, tx: VersionedTransaction, result: SimulatedTransactionInfo) -> _Plan:
-        view = _AccountView(self.svm, dict(result.post_accounts()))
-        outcome = _settle_swaps(tx, view, self._prices)
+        post = dict(result.post_accounts())
+        view = _AccountView(self.svm, post)
         meta = result.meta()
+        routed = _routed_swap(tx, view, self._prices, self.router_fees)
+        outcome = _settle_swaps(tx, view, self._prices) if routed is None else routed
+        if isinstance(outcome, _RoutedFailure):
+            error = ChainError(_ix_error(outcome.index, outcome.failure.err))
+            logs = _failure_logs(list(meta.logs()), outcome)
+            sim = SimulationResult(error, logs, meta.compute_units_consumed(), meta.fee())
+            return _Plan(sim, swap_error=error)
         if isinstance(outcome, TransactionErrorInstructionError):
             error = ChainError(outcome)
             return _Plan(_simulation(meta, error), swap_error=error)
-        return _Plan(_simulation(meta, None), swap=outcome)
+        if outcome is not None:
+            post.update(outcome.writes)
+        sim = SimulationResult(None, list(meta.logs()), meta.compute_units_consumed(),
+                               meta.fee(), post)
+        return _Plan(sim, swap=outcome)
 
     def _refuse(self, signature: str, refusal: ChainError) -> SubmitResult:
         self.dropped[signature] = refusal
@@ -647,6 +759,94 @@ def _settle_buy(
         (ctx.token_account, _with_token_amount(holding, state, state.amount + tokens)),
     )
     return _SwapEffect(ctx.settlement(order, tokens, order.amount_in), writes)
+
+
+# --------------------------------------------------------------------------- router
+
+
+@dataclass(frozen=True)
+class _RoutedFailure:
+    index: int
+    program: Pubkey
+    failure: RouterFailure
+
+
+_Routed = _SwapEffect | _RoutedFailure | TransactionErrorInstructionError
+
+
+def _routed_swap(tx: VersionedTransaction, view: _AccountView, prices: dict[Pubkey, float],
+                 fees: RouterFees) -> _Routed | None:
+    """The effect of the router or CPMM instruction in ``tx`` (None if it has none)."""
+    message = tx.message
+    static = message.account_keys
+    found = [(i, ix) for i, ix in enumerate(message.instructions)
+             if static[ix.program_id_index] in (ROUTER_PROGRAM_ID, CPMM_PROGRAM_ID)]
+    if not found:
+        return None
+    if len(found) > 1 or _swap_instructions(tx):
+        return _ix_error(found[-1][0], InstructionErrorFieldless.InvalidInstructionData)
+    index, ix = found[0]
+    program = static[ix.program_id_index]
+    keys = message_keys(tx, view.get)
+    accounts = [keys[i] for i in ix.accounts]
+    signers = set(static[:message.header.num_required_signatures])
+    if not accounts or accounts[0] not in signers:
+        return _ix_error(index, InstructionErrorFieldless.MissingRequiredSignature)
+    outcome = _settle_call(program, accounts, bytes(ix.data), view, prices, fees)
+    if isinstance(outcome, RouterFailure):
+        return _RoutedFailure(index, program, outcome)
+    return _routed_effect(str(tx.signatures[0]), program, accounts, bytes(ix.data), outcome,
+                          prices)
+
+
+def _settle_call(program: Pubkey, accounts: list[Pubkey], data: bytes, view: _AccountView,
+                 prices: dict[Pubkey, float], fees: RouterFees,
+                 ) -> RouterEffect | RouterFailure:
+    mint_position = MINT if program == ROUTER_PROGRAM_ID else CPMM_INPUT_MINT
+    if len(accounts) <= mint_position:
+        return RouterFailure(InstructionErrorFieldless.NotEnoughAccountKeys)
+    price = prices.get(accounts[mint_position])
+    if price is None:
+        return RouterFailure(InstructionErrorFieldless.InvalidAccountData)
+    if program == CPMM_PROGRAM_ID:
+        return settle_cpmm(accounts, data, view, price)
+    try:
+        order = RouterOrder.decode(data)
+    except ValueError:
+        return RouterFailure(InstructionErrorFieldless.InvalidInstructionData)
+    return settle_router(RouterCall(order, accounts), view, price, fees)
+
+
+def _routed_effect(signature: str, program: Pubkey, accounts: list[Pubkey], data: bytes,
+                   effect: RouterEffect, prices: dict[Pubkey, float]) -> _SwapEffect:
+    if program == ROUTER_PROGRAM_ID:
+        side: Side = RouterOrder.decode(data).side
+        wallet, mint, holding = accounts[WALLET], accounts[MINT], accounts[TOKEN_ACCOUNT]
+    else:
+        side = "sell"
+        wallet, mint, holding = accounts[CPMM_PAYER], accounts[CPMM_INPUT_MINT], accounts[
+            CPMM_INPUT]
+    settlement = Settlement(signature, side, mint, wallet, holding, effect.tokens,
+                            effect.lamports, prices[mint], effect.fee, effect.referrer_payouts)
+    return _SwapEffect(settlement, effect.writes)
+
+
+def _failure_logs(logs: list[str], routed: _RoutedFailure) -> list[str]:
+    """The runtime's logs up to the failing instruction, then what the program logged
+    and its failure line, as a failed top-level instruction shows on chain."""
+    starts = [i for i, line in enumerate(logs) if line.endswith(" invoke [1]")]
+    kept = logs[:starts[routed.index]] if routed.index < len(starts) else logs
+    return [
+        *kept,
+        f"Program {routed.program} invoke [1]",
+        *routed.failure.logs,
+        f"Program {routed.program} failed: {_instruction_error_text(routed.failure.err)}",
+    ]
+
+
+def sim_address(*parts: object) -> Pubkey:
+    """A fixed address for a simulated account named by ``parts``."""
+    return Pubkey(hashlib.sha256(":".join(str(p) for p in parts).encode()).digest())
 
 
 # --------------------------------------------------------------------------- helpers

@@ -7,6 +7,12 @@ the HTTP side: aiohttp on loopback, the slot clock (one slot every
 ``GET /ping``) and Astralane (``/iris``), request counters, the log of received
 transactions, and fault injection (``Faults``) for tests.
 
+``simulateTransaction`` honours ``sigVerify`` (default false: unsigned transactions
+with zero-filled signatures simulate), ``replaceRecentBlockhash`` and the ``accounts``
+option (post-state including the chain's swap settlement, see ``sim.rpc_accounts``);
+``getMultipleAccounts`` reads accounts in Agave's shape; a JSON array of calls is a
+batch, answered by an array in the same order (``_handle_batch``).
+
 ``sendTransaction`` follows mainnet: with ``skipPreflight`` false it verifies
 signatures and simulates first and answers -32003 / -32002 on failure; with
 ``skipPreflight`` true it always answers the signature, and a transaction the
@@ -27,7 +33,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Final, Literal, get_args
+from typing import Any, Final, Literal, TypeVar, get_args
 
 import msgspec
 from aiohttp import web
@@ -37,6 +43,13 @@ from solders.signature import Signature
 from solders.transaction_status import TransactionErrorFieldless
 
 from lasersell_bot.sim.chain import ChainError, SimChain, SimulationResult, decode_transaction
+from lasersell_bot.sim.rpc_accounts import (
+    AccountsError,
+    check_min_context_slot,
+    multiple_accounts,
+    simulation_accounts,
+    simulation_accounts_config,
+)
 
 API_VERSION: Final = "2.2.7"
 MAX_SIGNATURES: Final = 256
@@ -164,6 +177,7 @@ class RpcMethods:
             "getAccountInfo": self.get_account_info,
             "getTokenAccountBalance": self.get_token_account_balance,
             "getHealth": lambda _: "ok",
+            "getMultipleAccounts": self.get_multiple_accounts,
         }
 
     def call(self, method: str, params: Any) -> Any:
@@ -217,12 +231,23 @@ class RpcMethods:
         replace = bool(config.get("replaceRecentBlockhash", False))
         if sig_verify and replace:
             raise RpcError(INVALID_PARAMS, "sigVerify may not be used with replaceRecentBlockhash")
+        accounts = _accounts_call(lambda: simulation_accounts_config(config))
+        _accounts_call(lambda: check_min_context_slot(config, self.chain.slot))
         try:
             sim = self.chain.simulate(raw, sig_verify=sig_verify, replace_blockhash=replace)
         except ValueError as exc:
             raise RpcError(INVALID_PARAMS, str(exc)) from None
         replacement = self._latest_blockhash_json() if replace else None
-        return self._context(_simulation_json(sim, replacement))
+        value = _simulation_json(sim, replacement)
+        if accounts is not None:
+            keys, encoding = accounts
+            value["accounts"] = _accounts_call(lambda: simulation_accounts(
+                keys, encoding, sim.err is not None, sim.post, self.chain.account))
+        return self._context(value)
+
+    def get_multiple_accounts(self, params: list[Any]) -> dict[str, Any]:
+        return self._context(_accounts_call(
+            lambda: multiple_accounts(params, self.chain.account, self.chain.slot)))
 
     def get_signature_statuses(self, params: list[Any]) -> dict[str, Any]:
         signatures = _param(params, 0, list, "signatures")
@@ -282,6 +307,17 @@ class RpcMethods:
                 "uiAmountString": ui_text,
             }
         )
+
+
+_T = TypeVar("_T")
+
+
+def _accounts_call(read: Callable[[], _T]) -> _T:
+    """Run an account read, turning its invalid-params error into an RPC error."""
+    try:
+        return read()
+    except AccountsError as exc:
+        raise RpcError(exc.code, exc.message, exc.data) from None
 
 
 def _check_signature(text: Any) -> None:
@@ -491,6 +527,8 @@ class SimRpcServer:
             call = json.loads(await request.read())
         except ValueError:
             return _reply(None, error=RpcError(PARSE_ERROR, "Parse error"))
+        if isinstance(call, list):
+            return await self._handle_batch(request, call, received_at)
         if not isinstance(call, dict) or not isinstance(call.get("method"), str):
             return _reply(None, error=RpcError(INVALID_REQUEST, "Invalid request"))
         method: str = call["method"]
@@ -501,6 +539,54 @@ class SimRpcServer:
         if fault is not None:
             return await self._faulty_answer(request, call, fault)
         return self._answer(call)
+
+    async def _handle_batch(
+        self, request: web.Request, calls: list[Any], received_at: float
+    ) -> web.StreamResponse:
+        """A JSON-RPC 2.0 batch: one answer per call that has an ``id``, in order; an
+        empty batch is one Invalid request. A fault on any call's method applies: an
+        HTTP-level one (429, 500, reset, timeout) to the whole batch, ``rpc_error`` and
+        ``accept_no_land`` to that call."""
+        if not calls:
+            return _reply(None, error=RpcError(INVALID_REQUEST, "Invalid request"))
+        answers: list[dict[str, Any]] = []
+        whole_batch: Fault | None = None
+        for call in calls:
+            answer, fault = self._batch_answer(request, call, received_at)
+            if fault is not None and fault.kind not in ("rpc_error", "accept_no_land"):
+                whole_batch = whole_batch or fault
+            if answer is not None:
+                answers.append(answer)
+        if whole_batch is not None:
+            return await self._faulty_answer(request, {"id": None, "method": ""}, whole_batch)
+        return web.Response(body=_encoder.encode(answers), content_type="application/json")
+
+    def _batch_answer(
+        self, request: web.Request, call: Any, received_at: float
+    ) -> tuple[dict[str, Any] | None, Fault | None]:
+        if not isinstance(call, dict) or not isinstance(call.get("method"), str):
+            error = RpcError(INVALID_REQUEST, "Invalid request")
+            return {"jsonrpc": "2.0", "error": error.to_json(), "id": None}, None
+        method: str = call["method"]
+        self.counts[method] += 1
+        fault = self.faults.take(method)
+        if method == "sendTransaction":
+            self._log_send(call, request.path, received_at, fault)
+        body: dict[str, Any] = {"jsonrpc": "2.0", "id": call.get("id")}
+        try:
+            if fault is not None and fault.kind == "rpc_error":
+                raise RpcError(fault.code, fault.message)
+            if fault is not None and fault.kind == "accept_no_land":
+                params = call.get("params")
+                raw = RpcMethods.transaction_bytes(params if isinstance(params, list) else [])
+                body["result"] = str(decode_transaction(raw).signatures[0])
+            else:
+                body["result"] = self.methods.call(method, call.get("params"))
+        except RpcError as error:
+            body["error"] = error.to_json()
+        except ValueError as exc:
+            body["error"] = RpcError(INVALID_PARAMS, str(exc)).to_json()
+        return (body if "id" in call else None), fault
 
     def _log_send(
         self, call: dict[str, Any], path: str, received_at: float, fault: Fault | None

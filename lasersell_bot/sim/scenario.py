@@ -25,7 +25,7 @@ import hashlib
 import itertools
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Final, Protocol
+from typing import Final, Protocol, runtime_checkable
 
 from solders.compute_budget import set_compute_unit_limit, set_compute_unit_price
 from solders.hash import Hash
@@ -403,6 +403,32 @@ class TxFactory(Protocol):
         self, user_wallet: str, mint: str, amount_lamports: int, slippage_bps: int,
         send_mode: str, tip_lamports: int,
     ) -> str: ...
+
+
+@dataclass(frozen=True)
+class SellQuote:
+    """What ``POST /v1/sell`` answers: the transaction and its route."""
+
+    tx_b64: str
+    market_type: str
+    pool_id: str
+
+
+class SellRefused(ValueError):
+    """A ``/v1/sell`` request the server cannot build: ``reason`` and HTTP ``status``."""
+
+    def __init__(self, reason: str, status: int = 400) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.status = status
+
+
+@runtime_checkable
+class SellBuilder(Protocol):
+    """A ``TxFactory`` that can also answer ``POST /v1/sell`` (needs a chain)."""
+
+    def build_sell(self, user_pubkey: str, mint: str, amount_tokens: int, slippage_bps: int,
+                   send_mode: str = "rpc", tip_lamports: int = 0) -> SellQuote: ...
 
 
 class MemoTxFactory:

@@ -1,7 +1,9 @@
 """A LaserSell-compatible Exit Intelligence Stream and wallet-registration API on loopback.
 
 ``SimStreamServer`` speaks the real wire protocol (``protocol.py`` Structs, JSON
-text frames) on ``GET /v1/ws`` and ``POST /v1/wallets/register``, validates client
+text frames) on ``GET /v1/ws`` and ``POST /v1/wallets/register``, builds sells on
+demand on ``POST /v1/sell`` (when its ``TxFactory`` is a ``SellBuilder``: the
+chain-backed one), validates client
 messages like the real server, runs the strategy engine of ``scenario.py`` over
 positions the test or demo drives through the control API (``open_position``,
 ``set_price``, ``note_sold`` ...) and puts transactions from a ``TxFactory`` into its
@@ -63,6 +65,8 @@ from lasersell_bot.sim.scenario import (
     TOKEN_PROGRAM,
     ExitDecision,
     MemoTxFactory,
+    SellBuilder,
+    SellRefused,
     SimPosition,
     TxFactory,
     associated_token_account,
@@ -113,6 +117,40 @@ class _SellNow(msgspec.Struct):
     position_id: int | None = None
     token_account: str | None = None
     slippage_bps: int | None = None
+
+
+class _SellRequest(msgspec.Struct):
+    """``POST /v1/sell`` body."""
+
+    mint: str
+    user_pubkey: str
+    amount_tokens: int
+    slippage_bps: int
+    output: str = "SOL"
+    send_mode: str = "rpc"
+    tip_lamports: int = 0
+
+
+SELL_OUTPUTS: Final = ("SOL", "USD1")
+
+
+def _check_sell_request(body: bytes) -> _SellRequest:
+    """The decoded request; SellRefused naming the bad field otherwise."""
+    try:
+        req = msgspec.json.decode(body, type=_SellRequest)
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        raise SellRefused(f"invalid_body: {exc}") from None
+    if req.amount_tokens <= 0:
+        raise SellRefused("invalid_amount_tokens: must be > 0")
+    if not 0 <= req.slippage_bps <= 10_000:
+        raise SellRefused("invalid_slippage_bps: must be within 0..10000")
+    if req.tip_lamports < 0:
+        raise SellRefused("invalid_tip_lamports: must be >= 0")
+    if req.output not in SELL_OUTPUTS:
+        raise SellRefused(f"invalid_output: must be one of {', '.join(SELL_OUTPUTS)}")
+    if req.output != "SOL":
+        raise SellRefused("unsupported_output: the simulator settles SOL output only")
+    return req
 
 
 class _RegisterRequest(msgspec.Struct):
@@ -314,6 +352,7 @@ class SimStreamServer:
         app = web.Application()
         app.router.add_get("/v1/ws", self._ws_handler)
         app.router.add_post("/v1/wallets/register", self._register_handler)
+        app.router.add_post("/v1/sell", self._sell_handler)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
@@ -354,6 +393,25 @@ class SimStreamServer:
         self._registered.add(wallet)
         _log().info("sim_wallet_registered", wallet=wallet)
         return web.json_response({"status": "ok", "wallet_pubkey": wallet})
+
+    async def _sell_handler(self, request: web.Request) -> web.Response:
+        """``POST /v1/sell``: the unsigned sell the factory builds, with its route."""
+        if not self._key_ok(request.headers.get("x-api-key", "")):
+            return _json_error("invalid_api_key", 401)
+        if not isinstance(self._factory, SellBuilder):
+            return _json_error("not_supported: this simulator has no chain to build on", 501)
+        try:
+            req = _check_sell_request(await request.read())
+            quote = self._factory.build_sell(req.user_pubkey, req.mint, req.amount_tokens,
+                                             req.slippage_bps, req.send_mode, req.tip_lamports)
+        except SellRefused as exc:
+            return _json_error(exc.reason, exc.status)
+        _log().info("sim_sell_built", wallet=req.user_pubkey, mint=req.mint,
+                    tokens=req.amount_tokens)
+        return web.json_response({
+            "status": "ok", "tx": quote.tx_b64,
+            "route": {"market_type": quote.market_type, "pool_id": quote.pool_id},
+        })
 
     def is_registered(self, wallet: str) -> bool:
         return not self._require_registration or wallet in self._registered

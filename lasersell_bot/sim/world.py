@@ -7,6 +7,17 @@ server's chain observer: when a sell lands, the position's token balance drops
 on chain and the stream server is told (``set_balance``), which closes the
 position or moves a ladder on; when a mirror buy lands, the new holding is
 opened as a position. Prices are kept in step on both sides.
+
+Knobs that tests and the demo set (each takes effect for the next transaction built):
+
+* ``tx_shape``: ``"router"`` (default: the LaserSell Router wrapping the swap, fee and
+  referrers), ``"router_lookup_table"``, ``"fee_transfers"`` (direct swap plus System
+  fee transfers) or ``"direct"`` (the direct-DEX swap alone); see ``sim.txbuild``;
+* ``hostile``: None (honest) or a theft: ``"proceeds_elsewhere"``, ``"delegate"``,
+  ``"owner_change"``, ``"drain_holding"``, ``"drain_sol"`` (through the router) or
+  ``"output_not_ours"`` (a direct Raydium CPMM exit paying someone else's WSOL account);
+* ``router_tier``: ``"personal"`` (2 %, min 0.01 SOL), ``"professional"`` (0.9 %, min
+  0.01 SOL) or ``"advanced"`` (0.5 %); ``referrers``: how many referrers (0-3) are paid.
 """
 
 from __future__ import annotations
@@ -20,9 +31,10 @@ from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 
 from lasersell_bot.sim.chain import SimChain
+from lasersell_bot.sim.router import MAX_REFERRERS, TIERS
 from lasersell_bot.sim.rpc import SimRpcServer
 from lasersell_bot.sim.stream_server import SimStreamServer
-from lasersell_bot.sim.txbuild import ChainTxFactory
+from lasersell_bot.sim.txbuild import DEFAULT_TX_SHAPE, ChainTxFactory, Hostile, TxShape
 
 LAMPORTS_PER_SOL = 1_000_000_000
 
@@ -56,16 +68,59 @@ class SimWorld:
         api_keys: Collection[str] | None = None,
         require_registration: bool = True,
         watch_interval_s: float = 0.02,
+        tx_shape: TxShape = DEFAULT_TX_SHAPE,
+        router_tier: str = "personal",
     ) -> None:
         self.chain = SimChain()
         self.rpc = SimRpcServer(self.chain, slot_ms=slot_ms, host=host, port=rpc_port)
+        self.factory = ChainTxFactory(self.chain, shape=tx_shape)
+        self.router_tier = router_tier
         self.stream = SimStreamServer(
-            host, stream_port, tx_factory=ChainTxFactory(self.chain), api_keys=api_keys,
+            host, stream_port, tx_factory=self.factory, api_keys=api_keys,
             require_registration=require_registration)
         self._watch_interval = watch_interval_s
         self._holdings: dict[int, _Holding] = {}
         self._expected_buys: dict[tuple[Pubkey, Pubkey], str] = {}
         self._watcher: asyncio.Task[None] | None = None
+
+    # ----------------------------------------------------------------- knobs
+
+    @property
+    def tx_shape(self) -> TxShape:
+        return self.factory.shape
+
+    @tx_shape.setter
+    def tx_shape(self, shape: TxShape) -> None:
+        self.factory.shape = shape
+
+    @property
+    def hostile(self) -> Hostile | None:
+        return self.factory.hostile
+
+    @hostile.setter
+    def hostile(self, variant: Hostile | None) -> None:
+        self.factory.hostile = variant
+
+    @property
+    def router_tier(self) -> str:
+        fees = self.chain.router_fees
+        return next((name for name, tier in TIERS.items() if tier == fees), "custom")
+
+    @router_tier.setter
+    def router_tier(self, tier: str) -> None:
+        if tier not in TIERS:
+            raise ValueError(f"router_tier must be one of {sorted(TIERS)}")
+        self.chain.router_fees = TIERS[tier]
+
+    @property
+    def referrers(self) -> int:
+        return self.factory.referrers
+
+    @referrers.setter
+    def referrers(self, count: int) -> None:
+        if not 0 <= count <= MAX_REFERRERS:
+            raise ValueError(f"referrers must be 0..{MAX_REFERRERS}")
+        self.factory.referrers = count
 
     # ----------------------------------------------------------------- lifecycle
 

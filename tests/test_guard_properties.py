@@ -19,8 +19,8 @@ import solders.system_program as sysp
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from solders.instruction import AccountMeta, Instruction
-from solders.pubkey import Pubkey
 from solders.message import MessageV0
+from solders.pubkey import Pubkey
 from solders.transaction import VersionedTransaction
 from spl.token import instructions as spl
 from spl.token import models as sm

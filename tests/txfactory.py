@@ -4,13 +4,20 @@ Every transaction is compiled with solders (and the ``spl`` / ``solders.system_p
 instruction builders, so instruction data layouts are the canonical ones, not ours).
 Honest ones mirror what the LaserSell server sends: v0 (or legacy), compute-unit limit
 and price, DEX instruction naming the mint, tip transfer to a tip account, zero-filled
-signature slots. Each hostile one is tagged with the exact ``reason`` the guard must give.
+signature slots. Each hostile one is tagged with the exact ``reason`` the guard must give
+with effects verification on (the default) and, where it differs, ``static_reason`` with
+it off (``guard.simulate = "never"``). DEX instructions use each program's published
+account layout (``guard/dex.py`` cites the IDLs). Router-shaped variants stand for the real
+service: an unknown "LaserSell Router" program wrapping the swap (its id is not
+published), or a direct swap plus top-level routing-fee transfers to a fee vault and up to
+three referrers; they pass only with effects verification on.
 
 Use ``honest_variants()`` / ``hostile_variants()``; ``Scenario`` holds the keys.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import struct
 from collections.abc import Callable, Sequence
@@ -22,7 +29,7 @@ from solders.compute_budget import set_compute_unit_limit, set_compute_unit_pric
 from solders.hash import Hash
 from solders.instruction import AccountMeta, CompiledInstruction, Instruction
 from solders.keypair import Keypair
-from solders.message import Message, MessageV0
+from solders.message import Message, MessageHeader, MessageV0
 from solders.pubkey import Pubkey
 from solders.signature import Signature
 from solders.transaction import VersionedTransaction
@@ -36,11 +43,14 @@ from lasersell_bot.guard import (
     JITO_TIP_ACCOUNTS,
     MEMO_PROGRAM,
     METEORA_DAMM_V2_PROGRAM,
+    METEORA_DBC_PROGRAM,
     PUMP_FUN_PROGRAM,
     PUMP_SWAP_PROGRAM,
     RAYDIUM_CPMM_PROGRAM,
+    RAYDIUM_LAUNCHPAD_PROGRAM,
     TOKEN_2022_PROGRAM,
     TOKEN_PROGRAM,
+    USD1_MINT,
     WSOL_MINT,
     Expectation,
     rent_exempt_lamports,
@@ -54,6 +64,9 @@ PUMP_FUN = Pubkey.from_string(PUMP_FUN_PROGRAM)
 PUMP_SWAP = Pubkey.from_string(PUMP_SWAP_PROGRAM)
 RAYDIUM_CPMM = Pubkey.from_string(RAYDIUM_CPMM_PROGRAM)
 DAMM_V2 = Pubkey.from_string(METEORA_DAMM_V2_PROGRAM)
+DBC = Pubkey.from_string(METEORA_DBC_PROGRAM)
+LAUNCHLAB = Pubkey.from_string(RAYDIUM_LAUNCHPAD_PROGRAM)
+USD1 = Pubkey.from_string(USD1_MINT)
 HELIUS_TIP = Pubkey.from_string(HELIUS_TIP_ACCOUNTS[0])
 JITO_TIP = Pubkey.from_string(JITO_TIP_ACCOUNTS[3])
 ASTRALANE_TIP = Pubkey.from_string(ASTRALANE_TIP_ACCOUNTS[0])
@@ -67,6 +80,10 @@ BUY_TOLERANCE = 5_000_000 + 2_100_000
 SELL_TOKENS = 1_234_567_890
 MAX_TIP = 5_000_000  # GuardConfig default
 MAX_PRIORITY_FEE = 5_000_000  # GuardConfig default, micro-lamports per CU
+FEE_ALLOWANCE = 10_000_000  # the free tier's 0.01 SOL minimum routing fee
+FEE_ALLOWANCE_USD1 = 2_000_000  # 2 USD1 (6 decimals)
+ROUTING_FEE = 10_000_000
+SAME = "<same>"
 
 
 def _key(label: str) -> Pubkey:
@@ -99,10 +116,12 @@ class Scenario:
         return spl.get_associated_token_address(owner or self.me, mint or self.mint, program)
 
     def exit_expect(self) -> Expectation:
-        return Expectation.exit(self.me, self.mint)
+        return Expectation.exit(self.me, self.mint, fee_allowance_lamports=FEE_ALLOWANCE,
+                                fee_allowance_usd1=FEE_ALLOWANCE_USD1)
 
     def buy_expect(self, lamports: int = BUY_LAMPORTS) -> Expectation:
-        return Expectation.mirror_buy(self.me, self.mint, lamports + BUY_TOLERANCE)
+        return Expectation.mirror_buy(self.me, self.mint, lamports + BUY_TOLERANCE,
+                                      fee_allowance_lamports=FEE_ALLOWANCE)
 
 
 @dataclass(frozen=True)
@@ -112,7 +131,14 @@ class Variant:
     name: str
     tx: bytes
     expect: Expectation
-    reason: str | None = None
+    reason: str | None = None  # with effects verification on (the default policy)
+    static_reason: str | None = SAME  # with it off; SAME = as ``reason``
+    tables: dict[Pubkey, list[Pubkey]] | None = None  # lookup tables to pass the guard
+
+    def reason_for(self, verify_effects: bool) -> str | None:
+        if verify_effects or self.static_reason == SAME:
+            return self.reason
+        return self.static_reason
 
 
 # ---------------------------------------------------------------------------
@@ -158,8 +184,10 @@ def pump_sell(s: Scenario, program: Pubkey = TOKEN, signer: bool = True,
     return _dex(PUMP_FUN, data, s, program, signer=signer, mint=mint)
 
 
-def pump_buy(s: Scenario, max_sol: int, program: Pubkey = TOKEN) -> Instruction:
-    return _dex(PUMP_FUN, _anchor("buy") + struct.pack("<QQ", 10**9, max_sol), s, program)
+def pump_buy(s: Scenario, max_sol: int, program: Pubkey = TOKEN,
+             mint: Pubkey | None = None) -> Instruction:
+    return _dex(PUMP_FUN, _anchor("buy") + struct.pack("<QQ", 10**9, max_sol), s, program,
+                mint=mint)
 
 
 def pump_buy_exact_sol_in(s: Scenario, sol_in: int) -> Instruction:
@@ -167,10 +195,93 @@ def pump_buy_exact_sol_in(s: Scenario, sol_in: int) -> Instruction:
     return _dex(PUMP_FUN, data, s, TOKEN_2022)
 
 
+def _metas(s: Scenario, keys: Sequence[Pubkey], extra: Sequence[Pubkey] = (),
+           readonly: Sequence[Pubkey] = ()) -> list[AccountMeta]:
+    return [AccountMeta(k, k == s.me, k not in readonly) for k in [*keys, *extra]]
+
+
+def pump_v2(s: Scenario, name: str, amount: int, limit: int, *, mint: Pubkey | None = None,
+            quote: Pubkey = WSOL, program: Pubkey = TOKEN_2022) -> Instruction:
+    """pump.fun ``buy_v2`` / ``buy_exact_quote_in_v2`` (27 accounts) or ``sell_v2`` (26)."""
+    mint = mint or s.mint
+    lbl = [_key(f"pump-v2-{n}-{mint}") for n in range(12)]
+    keys = [lbl[0], mint, quote, program, TOKEN, sysp.ID, lbl[1], lbl[2], lbl[3], lbl[4],
+            lbl[5], lbl[6], lbl[7], s.me, s.ata(mint, program), s.ata(quote), lbl[8], lbl[9],
+            lbl[10], lbl[11], _key(f"uva-{s.me}"), _key(f"uva-ata-{s.me}"),
+            _key("pump-fee-config"), _key("pump-fee-program"), sysp.ID, _key("pump-event"),
+            PUMP_FUN]
+    if name == "sell_v2":
+        del keys[19]
+    data = _anchor(name) + struct.pack("<QQ", amount, limit)
+    return Instruction(PUMP_FUN, data, _metas(s, keys, readonly=[mint, quote, program]))
+
+
+def pump_swap(s: Scenario, name: str, amount: int, limit: int, *,
+              mint: Pubkey | None = None, quote: Pubkey = WSOL,
+              extra: Sequence[Pubkey] = ()) -> Instruction:
+    """PumpSwap ``buy`` (base_out, max_quote_in), ``buy_exact_quote_in`` or ``sell``."""
+    mint = mint or s.mint
+    lbl = [_key(f"pswap-{n}-{mint}-{quote}") for n in range(8)]
+    keys = [lbl[0], s.me, _key("pswap-global"), mint, quote, s.ata(mint), s.ata(quote), lbl[1],
+            lbl[2], _key("pswap-protocol-fee"), lbl[3], TOKEN, TOKEN, sysp.ID,
+            spl.ASSOCIATED_TOKEN_PROGRAM_ID, _key("pswap-event"), PUMP_SWAP, lbl[4], lbl[5]]
+    data = _anchor(name) + struct.pack("<QQ", amount, limit)
+    return Instruction(PUMP_SWAP, data, _metas(s, keys, extra, readonly=[mint, quote, TOKEN]))
+
+
+def launchlab(s: Scenario, name: str, amount: int, limit: int, *,
+              mint: Pubkey | None = None, quote: Pubkey = WSOL) -> Instruction:
+    """Raydium LaunchLab ``buy_exact_in`` / ``buy_exact_out`` / ``sell_exact_in`` / ..."""
+    mint = mint or s.mint
+    lbl = [_key(f"launchlab-{n}-{mint}") for n in range(4)]
+    keys = [s.me, _key("launchlab-authority"), _key("launchlab-global"),
+            _key("launchlab-platform"), lbl[0], s.ata(mint), s.ata(quote), lbl[1], lbl[2],
+            mint, quote, TOKEN, TOKEN, _key("launchlab-event"), LAUNCHLAB]
+    data = _anchor(name) + struct.pack("<QQQ", amount, limit, 0)
+    return Instruction(LAUNCHLAB, data, _metas(s, keys, readonly=[mint, quote, TOKEN]))
+
+
+def cpmm_swap(s: Scenario, name: str, amount: int, *, sell: Pubkey, buy: Pubkey,
+              source: Pubkey | None = None, extra: Sequence[Pubkey] = ()) -> Instruction:
+    """Raydium CPMM ``swap_base_input`` (amount_in, min_out) or ``swap_base_output``
+    (max_amount_in, amount_out): input mint at 10, output mint at 11."""
+    lbl = [_key(f"cpmm-{n}-{sell}-{buy}") for n in range(4)]
+    keys = [s.me, _key("cpmm-authority"), _key("cpmm-config"), lbl[0], source or s.ata(sell),
+            s.ata(buy), lbl[1], lbl[2], TOKEN, TOKEN, sell, buy, lbl[3]]
+    data = _anchor(name) + struct.pack("<QQ", amount, 1)
+    return Instruction(RAYDIUM_CPMM, data, _metas(s, keys, extra, readonly=[sell, buy, TOKEN]))
+
+
+def meteora_swap(s: Scenario, program: Pubkey, name: str, amount: int, *, buy: bool,
+                 mint: Pubkey | None = None, quote: Pubkey = WSOL, mode: int = 0,
+                 source: Pubkey | None = None) -> Instruction:
+    """Meteora DBC or DAMM v2 ``swap`` (amount_in, min_out) / ``swap2`` (amount_0, amount_1,
+    mode): the input token account decides the direction."""
+    mint = mint or s.mint
+    lbl = [_key(f"{program}-{n}-{mint}") for n in range(4)]
+    inp, out = (s.ata(quote), s.ata(mint)) if buy else (s.ata(mint), s.ata(quote))
+    inp = source or inp
+    if program == DBC:
+        keys = [_key("dbc-authority"), _key("dbc-config"), lbl[0], inp, out, lbl[1], lbl[2],
+                mint, quote, s.me, TOKEN, TOKEN, DBC, _key("dbc-event"), DBC]
+    else:
+        keys = [_key("damm-authority"), lbl[0], inp, out, lbl[1], lbl[2], mint, quote, s.me,
+                TOKEN, TOKEN, DAMM_V2, _key("damm-event"), DAMM_V2]
+    if name == "swap2":
+        args = (1, amount, 2) if mode == 2 else (amount, 1, mode)
+        data = _anchor(name) + struct.pack("<QQB", *args)
+    else:
+        data = _anchor(name) + struct.pack("<QQ", amount, 1)
+    return Instruction(program, data, _metas(s, keys, readonly=[mint, quote, TOKEN, program]))
+
+
 def amm_swap(s: Scenario, program: Pubkey, name: str, extra: Sequence[Pubkey] = (),
              ) -> Instruction:
-    data = _anchor(name) + struct.pack("<QQ", SELL_TOKENS, 1)
-    return _dex(program, data, s, TOKEN, extra=[s.ata(WSOL), *extra])
+    """A PumpSwap trade of the position against WSOL: ``buy`` spends up to BUY_LAMPORTS."""
+    assert program == PUMP_SWAP, "use cpmm_swap / meteora_swap / launchlab for other DEXs"
+    if name == "sell":
+        return pump_swap(s, "sell", SELL_TOKENS, 1, extra=extra)
+    return pump_swap(s, name, 10**9, BUY_LAMPORTS, extra=extra)
 
 
 def create_ata(s: Scenario, mint: Pubkey, program: Pubkey = TOKEN,
@@ -264,7 +375,7 @@ def buy_seed_account_ixs(s: Scenario, lamports: int = BUY_LAMPORTS) -> list[Inst
     init = spl.initialize_account3(sm.InitializeAccount3Params(
         program_id=TOKEN, account=temp, mint=WSOL, owner=s.me))
     return [*compute_budget(), create, init, create_ata(s, s.mint),
-            amm_swap(s, RAYDIUM_CPMM, "swap_base_input", extra=[temp]),
+            cpmm_swap(s, "swap_base_input", lamports, sell=WSOL, buy=s.mint, source=temp),
             close_account(s, s.me, account=temp), tip(s, account=ASTRALANE_TIP)]
 
 
@@ -284,9 +395,11 @@ def honest_variants(s: Scenario | None = None) -> list[Variant]:
         Variant("exit_token2022_mint", build(s, exit_pumpfun_ixs(s, TOKEN_2022)), exit_),
         Variant("exit_pumpswap_wsol_close", build(s, exit_pumpswap_ixs(s)), exit_),
         Variant("exit_with_lookup_table",
-                build(s, exit_pumpfun_ixs(s), tables=[dex_lookup_table(s)]), exit_),
+                build(s, exit_pumpfun_ixs(s), tables=[dex_lookup_table(s)]), exit_,
+                tables=table_map(dex_lookup_table(s))),
         Variant("exit_memo_no_tip", build(s, [*compute_budget(), memo(f"lasersell:{s.mint}"),
-                                              _dex(DAMM_V2, _anchor("swap"), s, TOKEN)]), exit_),
+                                              meteora_swap(s, DAMM_V2, "swap", SELL_TOKENS,
+                                                           buy=False)]), exit_),
         Variant("exit_partial_ladder_astralane_tip",
                 build(s, [*compute_budget(), pump_sell(s), tip(s, 2_000_000, ASTRALANE_TIP)]),
                 exit_),
@@ -300,7 +413,161 @@ def honest_variants(s: Scenario | None = None) -> list[Variant]:
         Variant("buy_pumpswap_legacy", unsigned(legacy(s.me, buy_wsol_ixs(s), s.blockhash)),
                 s.buy_expect()),
         Variant("buy_cpmm_seed_account", build(s, buy_seed_account_ixs(s)), s.buy_expect()),
+        *router_variants(s), *dex_variants(s), *table_variants(s),
     ]
+
+
+def table_map(*alts: AddressLookupTableAccount) -> dict[Pubkey, list[Pubkey]]:
+    """What the caller passes the guard: each table's address -> its addresses."""
+    return {alt.key: list(alt.addresses) for alt in alts}
+
+
+# ---------------------------------------------------------------------------
+# The real service's shape: the LaserSell Router (unpublished id) and routing fees
+
+ROUTER = _key("lasersell-router")  # stands in for the router's unpublished program id
+FEE_VAULT = _key("lasersell-fee-vault")
+REFERRERS = tuple(_key(f"lasersell-referrer-{i}") for i in range(3))
+REFERRAL_SHARES = (30, 3, 2)  # percent of the fee to up to three referrers (vendor docs)
+
+
+def router(s: Scenario, inner: Instruction, referrers: int = 3) -> Instruction:
+    """The router CPIs into the DEX and moves the fee: our wallet signs, the fee vault and
+    referrers are writable, then the DEX program and the DEX instruction's accounts."""
+    metas = [AccountMeta(s.me, True, True), AccountMeta(FEE_VAULT, False, True),
+             *[AccountMeta(r, False, True) for r in REFERRERS[:referrers]],
+             AccountMeta(inner.program_id, False, False),
+             *[AccountMeta(m.pubkey, False, m.is_writable) for m in inner.accounts
+               if m.pubkey != s.me]]
+    return Instruction(ROUTER, bytes([7]) + bytes(inner.data), metas)
+
+
+def fee_transfers(s: Scenario, total: int = ROUTING_FEE, referrers: int = 3,
+                  ) -> list[Instruction]:
+    """A routing fee as top-level SOL transfers: vault gets the rest after referrers."""
+    shares = [total * pct // 100 for pct in REFERRAL_SHARES[:referrers]]
+    return [sol_transfer(s.me, FEE_VAULT, total - sum(shares)),
+            *[sol_transfer(s.me, r, n) for r, n in zip(REFERRERS, shares, strict=False)]]
+
+
+def token_fee(s: Scenario, mint: Pubkey, amount: int, *, checked: bool = False,
+              dest: Pubkey | None = None) -> Instruction:
+    """A fee paid from our token account of ``mint`` to the fee vault's."""
+    source = s.ata(mint)
+    dest = dest or s.ata(mint, owner=FEE_VAULT)
+    if checked:
+        return spl.transfer_checked(sm.TransferCheckedParams(
+            program_id=TOKEN, source=source, mint=mint, dest=dest, owner=s.me, amount=amount,
+            decimals=6, signers=[]))
+    return spl.transfer(sm.TransferParams(program_id=TOKEN, source=source, dest=dest,
+                                          owner=s.me, amount=amount, signers=[]))
+
+
+def router_variants(s: Scenario) -> list[Variant]:
+    """Honest with effects verification on; refused on sight without it."""
+    exit_, buy = s.exit_expect(), s.buy_expect()
+    cb = compute_budget()
+    wsol_fee = ROUTING_FEE // 2
+    router_alt = AddressLookupTableAccount(_key("router-alt"), [
+        FEE_VAULT, *REFERRERS, _key(f"{PUMP_FUN}-global"), _key(f"{PUMP_FUN}-fee"),
+        _key(f"{PUMP_FUN}-pool-{s.mint}"), _key(f"{PUMP_FUN}-vault-{s.mint}")])
+    router_exit = [*cb, router(s, pump_sell(s)), tip(s)]
+    return [
+        Variant("router_exit_pumpfun", build(s, router_exit), exit_, None,
+                "program_not_allowed"),
+        Variant("router_exit_pumpswap_wsol_one_referrer",
+                build(s, [*cb, create_ata(s, WSOL), router(s, amm_swap(s, PUMP_SWAP, "sell"), 1),
+                          close_account(s, s.me), tip(s, account=JITO_TIP)]),
+                exit_, None, "program_not_allowed"),
+        Variant("router_exit_with_lookup_table", build(s, router_exit, tables=[router_alt]),
+                exit_, None, "program_not_allowed", tables=table_map(router_alt)),
+        Variant("router_buy_pumpfun",
+                build(s, [*cb, create_ata(s, s.mint, TOKEN_2022),
+                          router(s, pump_buy(s, BUY_LAMPORTS, TOKEN_2022)), tip(s)]),
+                buy, None, "program_not_allowed"),
+        Variant("exit_direct_swap_fee_transfers",
+                build(s, [*cb, pump_sell(s), *fee_transfers(s), tip(s)]), exit_, None,
+                "foreign_transfer"),
+        Variant("buy_direct_swap_fee_transfers",
+                build(s, [*cb, create_ata(s, s.mint, TOKEN_2022),
+                          pump_buy(s, BUY_LAMPORTS, TOKEN_2022), *fee_transfers(s, referrers=2),
+                          tip(s)]), buy, None, "foreign_transfer"),
+        Variant("exit_wsol_fee_token_transfer",
+                build(s, [*cb, create_ata(s, WSOL), amm_swap(s, PUMP_SWAP, "sell"),
+                          token_fee(s, WSOL, wsol_fee), close_account(s, s.me),
+                          *fee_transfers(s, ROUTING_FEE - wsol_fee, 0), tip(s)]),
+                exit_, None, "token_transfer_foreign"),
+        Variant("exit_usd1_pair_usd1_fee",
+                build(s, [*cb, create_ata(s, USD1), pump_swap(s, "sell", SELL_TOKENS, 1,
+                                                              quote=USD1),
+                          token_fee(s, USD1, FEE_ALLOWANCE_USD1, checked=True), tip(s)]),
+                exit_, None, "token_transfer_foreign"),
+    ]
+
+
+# ---------------------------------------------------------------------------
+# Every DEX's trade forms, and the transactions issue 10 found refused or mis-read
+
+
+def wrap_ixs(s: Scenario, lamports: int) -> list[Instruction]:
+    wsol = s.ata(WSOL)
+    return [create_ata(s, WSOL), sol_transfer(s.me, wsol, lamports), sync_native(wsol)]
+
+
+def _buy(s: Scenario, trade: Instruction, wrap: int = BUY_LAMPORTS,
+         program: Pubkey = TOKEN) -> bytes:
+    pre = wrap_ixs(s, wrap) if wrap else []
+    return build(s, [*compute_budget(), create_ata(s, s.mint, program), *pre, trade,
+                     *([close_account(s, s.me)] if wrap else []), tip(s)])
+
+
+def _sell(s: Scenario, trade: Instruction) -> bytes:
+    return build(s, [*compute_budget(), create_ata(s, WSOL), trade, close_account(s, s.me),
+                     tip(s)])
+
+
+def dex_variants(s: Scenario) -> list[Variant]:
+    exit_, buy = s.exit_expect(), s.buy_expect()
+    return [
+        Variant("exit_pumpfun_sell_v2", build(s, [*compute_budget(), pump_v2(
+            s, "sell_v2", SELL_TOKENS, 1), tip(s)]), exit_),
+        Variant("exit_launchlab_sell_exact_in", _sell(s, launchlab(s, "sell_exact_in",
+                                                                   SELL_TOKENS, 1)), exit_),
+        Variant("exit_cpmm_swap_base_input",
+                _sell(s, cpmm_swap(s, "swap_base_input", SELL_TOKENS, sell=s.mint, buy=WSOL)),
+                exit_),
+        Variant("exit_dbc_swap", _sell(s, meteora_swap(s, DBC, "swap", SELL_TOKENS, buy=False)),
+                exit_),
+        Variant("exit_damm_v2_swap2", _sell(s, meteora_swap(s, DAMM_V2, "swap2", SELL_TOKENS,
+                                                            buy=False)), exit_),
+        Variant("exit_usd1_output_for_sol_pair", build(s, [
+            *compute_budget(), pump_sell(s), *wrap_ixs(s, BUY_LAMPORTS), create_ata(s, USD1),
+            cpmm_swap(s, "swap_base_input", BUY_LAMPORTS, sell=WSOL, buy=USD1),
+            close_account(s, s.me), tip(s)]), exit_),
+        Variant("buy_pumpfun_v2", _buy(s, pump_v2(s, "buy_v2", 10**9, BUY_LAMPORTS), 0,
+                                       TOKEN_2022), buy),
+        Variant("buy_pumpfun_exact_quote_in_v2", _buy(s, pump_v2(
+            s, "buy_exact_quote_in_v2", BUY_LAMPORTS, 1), 0, TOKEN_2022), buy),
+        Variant("buy_pumpswap_exact_quote_in",
+                _buy(s, pump_swap(s, "buy_exact_quote_in", BUY_LAMPORTS, 1)), buy),
+        Variant("buy_launchlab_exact_out",
+                _buy(s, launchlab(s, "buy_exact_out", 10**9, BUY_LAMPORTS)), buy),
+        Variant("buy_cpmm_swap_base_output", _buy(s, cpmm_swap(
+            s, "swap_base_output", BUY_LAMPORTS, sell=WSOL, buy=s.mint)), buy),
+        Variant("buy_dbc_swap2_exact_out",
+                _buy(s, meteora_swap(s, DBC, "swap2", BUY_LAMPORTS, buy=True, mode=2)), buy),
+        Variant("buy_damm_v2_swap", _buy(s, meteora_swap(s, DAMM_V2, "swap", BUY_LAMPORTS,
+                                                         buy=True)), buy),
+    ]
+
+
+def table_variants(s: Scenario) -> list[Variant]:
+    """Lookup tables that hold the keys the guard needs (passed as ``tables``)."""
+    alt = AddressLookupTableAccount(_key("alt-needed"), [s.mint, TOKEN_2022, JITO_TIP])
+    ixs = [*compute_budget(), create_ata(s, s.mint, TOKEN_2022), pump_sell(s, TOKEN_2022),
+           tip(s, account=JITO_TIP)]
+    return [Variant("exit_mint_token_program_tip_in_lookup_table",
+                    build(s, ixs, tables=[alt]), s.exit_expect(), tables=table_map(alt))]
 
 
 # ---------------------------------------------------------------------------
@@ -465,9 +732,270 @@ def _wrong_target_attacks(s: Scenario) -> list[Variant]:
     ]
 
 
+# Reasons with effects verification on, where they differ from the static-only ones:
+# SOL to a stranger is a routing fee (refused above the allowance, else left to the
+# effects stage), and an unknown program is left to the effects stage.
+EFFECTS_REASONS: dict[str, str | None] = {
+    "drain_sol_transfer": "fee_too_large",
+    "drain_sol_transfer_with_seed": "fee_too_large",
+    "drain_sol_to_lookup_table_dest": "fee_too_large",
+    "tip_to_non_tip_account": None,
+    "program_not_allowlisted": None,
+    "buy_wrap_into_foreign_wsol": "fee_too_large",
+    "buy_wrap_into_token2022_wsol_derivation": "fee_too_large",
+}
+
+
+def _tagged(variants: list[Variant]) -> list[Variant]:
+    return [dataclasses.replace(v, reason=EFFECTS_REASONS[v.name], static_reason=v.reason)
+            if v.name in EFFECTS_REASONS else v for v in variants]
+
+
 def hostile_variants(s: Scenario | None = None) -> list[Variant]:
     s = s or Scenario()
     tables = {**_drains(s), **_system_attacks(s), **_tip_and_fee_attacks(s), **_shape_attacks(s)}
     made = [Variant(name, make(), s.exit_expect(), reason)
             for name, (make, reason) in tables.items()]
-    return made + _wrong_target_attacks(s)
+    return _tagged(made + _wrong_target_attacks(s) + issue10_attacks(s) + fee_attacks(s))
+
+
+# ---------------------------------------------------------------------------
+# Issue 10: the static holes, one class at a time
+
+
+def seed_account(s: Scenario, seed: str, owner: Pubkey, lamports: int,
+                 space: int = 165) -> tuple[Pubkey, Instruction]:
+    account = Pubkey.create_with_seed(s.me, seed, owner)
+    return account, sysp.create_account_with_seed(sysp.CreateAccountWithSeedParams(
+        from_pubkey=s.me, to_pubkey=account, base=s.me, seed=seed, lamports=lamports,
+        space=space, owner=owner))
+
+
+def _token_ix(program: Pubkey, data: bytes, *accounts: tuple[Pubkey, bool, bool]) -> Instruction:
+    return Instruction(program, data, [AccountMeta(k, sig, w) for k, sig, w in accounts])
+
+
+def authority_ixs(s: Scenario) -> dict[str, Instruction]:
+    """MintTo, MintToChecked, FreezeAccount, ThawAccount with our wallet as authority."""
+    ata, mint, me = s.ata(), s.mint, s.me
+    return {
+        "mint_to": spl.mint_to(sm.MintToParams(program_id=TOKEN, mint=mint, dest=ata,
+                                               mint_authority=me, amount=10**15, signers=[])),
+        "mint_to_checked": spl.mint_to_checked(sm.MintToCheckedParams(
+            program_id=TOKEN_2022, mint=mint, dest=s.ata(program=TOKEN_2022),
+            mint_authority=me, amount=10**15, decimals=6, signers=[])),
+        "freeze_account": spl.freeze_account(sm.FreezeAccountParams(
+            program_id=TOKEN, account=s.ata(owner=s.evil), mint=mint, authority=me,
+            multi_signers=[])),
+        "thaw_account": spl.thaw_account(sm.ThawAccountParams(
+            program_id=TOKEN, account=ata, mint=mint, authority=me, multi_signers=[])),
+    }
+
+
+def _funded_attacks(s: Scenario) -> list[Variant]:
+    exit_, buy = s.exit_expect(), s.buy_expect()
+    plain = [*compute_budget(), pump_sell(s)]
+    rent512 = rent_exempt_lamports(512)
+    six = [seed_account(s, f"rent{i}", TOKEN_2022, rent512, 512)[1] for i in range(3)]
+    parked, park = seed_account(s, "park", TOKEN, rent_exempt_lamports(165) + BUY_LAMPORTS)
+    alt_account = Pubkey.create_with_seed(s.me, "alt", TOKEN)
+    alt = AddressLookupTableAccount(_key("alt-funded"), [alt_account])
+    mint_acct, fund_mint = seed_account(s, "mint", TOKEN_2022, rent_exempt_lamports(234), 234)
+    close_authority = _token_ix(TOKEN_2022, bytes([25, 1]) + bytes(s.evil),
+                                (mint_acct, False, True))
+    init_mint = _token_ix(TOKEN_2022, bytes([20, 6]) + bytes(s.me) + bytes([0]),
+                          (mint_acct, False, True))
+    return [
+        Variant("rent_parked_in_uninitialised_token2022_accounts",
+                build(s, [*plain, *six, tip(s)]), exit_, "funded_account_not_ours"),
+        Variant("buy_budget_parked_in_uninitialised_account",
+                build(s, [*compute_budget(), park, create_ata(s, s.mint),
+                          pump_swap(s, "buy", 10**9, BUY_LAMPORTS, extra=[parked]), tip(s)]),
+                buy, "funded_account_not_ours"),
+        Variant("funded_account_from_lookup_table",
+                build(s, [*plain, seed_account(s, "alt", TOKEN, rent_exempt_lamports(165))[1],
+                          spl.initialize_account3(sm.InitializeAccount3Params(
+                              program_id=TOKEN, account=alt_account, mint=WSOL, owner=s.me))],
+                      tables=[alt]), exit_, "funded_account_lookup_table",
+                tables=table_map(alt)),
+        Variant("funded_account_turned_into_mint_with_foreign_close_authority",
+                build(s, [*plain, fund_mint, close_authority, init_mint]), exit_,
+                "funded_account_not_ours"),
+        Variant("account_created_under_memo",
+                build(s, [*plain, seed_account(s, "memo", MEMO, rent_exempt_lamports(0), 0)[1]]),
+                exit_, "create_account_foreign_owner"),
+        Variant("account_created_under_a_dex",
+                build(s, [*plain, seed_account(s, "dex", PUMP_SWAP, rent_exempt_lamports(64),
+                                               64)[1]]), exit_, "create_account_foreign_owner"),
+    ]
+
+
+def _buy_attacks(s: Scenario) -> list[Variant]:
+    exit_, buy = s.exit_expect(), s.buy_expect()
+    other = _key("other-coin")
+    ten = 10 * BUY_LAMPORTS
+
+    def exit_plus(trade: Instruction) -> bytes:
+        return build(s, [*compute_budget(), pump_sell(s), trade, tip(s)])
+
+    def exit_plus_v2(name: str, amount: int, limit: int) -> Variant:
+        """pump.fun v2 takes 27 accounts: the server would load them from a table."""
+        trade = pump_v2(s, name, amount, limit, mint=other)
+        alt = AddressLookupTableAccount(_key("v2-alt"), list(dict.fromkeys(
+            m.pubkey for m in trade.accounts if m.pubkey not in (s.me, PUMP_FUN))))
+        return Variant(f"exit_with_{name}_of_another_coin",
+                       build(s, [*compute_budget(), pump_sell(s), trade, tip(s)], tables=[alt]),
+                       exit_, "exit_contains_buy", tables=table_map(alt))
+
+    return [
+        exit_plus_v2("buy_v2", 10**9, ten),
+        exit_plus_v2("buy_exact_quote_in_v2", ten, 1),
+        Variant("exit_with_pumpswap_buy", exit_plus(pump_swap(s, "buy", 10**9, ten)), exit_,
+                "exit_contains_buy"),
+        Variant("exit_with_launchlab_buy", exit_plus(launchlab(s, "buy_exact_in", ten, 1,
+                                                               mint=other)),
+                exit_, "exit_contains_buy"),
+        Variant("exit_with_cpmm_buy_of_another_coin", exit_plus(cpmm_swap(
+            s, "swap_base_input", ten, sell=WSOL, buy=other)), exit_, "exit_contains_buy"),
+        Variant("exit_with_dbc_buy", exit_plus(meteora_swap(s, DBC, "swap", ten, buy=True,
+                                                            mint=other)),
+                exit_, "exit_contains_buy"),
+        Variant("exit_with_damm_v2_swap2_buy", exit_plus(meteora_swap(
+            s, DAMM_V2, "swap2", ten, buy=True, mint=other, mode=2)), exit_,
+            "exit_contains_buy"),
+        Variant("buy_v2_more_than_agreed",
+                _buy(s, pump_v2(s, "buy_v2", 10**9, ten), 0, TOKEN_2022), buy,
+                "buy_amount_mismatch"),
+        Variant("buy_exact_quote_in_v2_more_than_agreed",
+                _buy(s, pump_v2(s, "buy_exact_quote_in_v2", ten, 1), 0, TOKEN_2022), buy,
+                "buy_amount_mismatch"),
+        Variant("buy_cpmm_drains_existing_wsol",
+                _buy(s, cpmm_swap(s, "swap_base_output", ten, sell=WSOL, buy=s.mint)), buy,
+                "buy_amount_mismatch"),
+        Variant("buy_dbc_swap2_exact_out_more_than_agreed",
+                _buy(s, meteora_swap(s, DBC, "swap2", ten, buy=True, mode=2)), buy,
+                "buy_amount_mismatch"),
+        Variant("buy_launchlab_more_than_agreed",
+                _buy(s, launchlab(s, "buy_exact_in", ten, 1)), buy, "buy_amount_mismatch"),
+        Variant("exit_creates_a_pool_with_our_position",
+                exit_plus(Instruction(PUMP_SWAP, _anchor("create_pool") + struct.pack(
+                    "<HQQ", 0, SELL_TOKENS, 1) + bytes(s.evil) + bytes(2),
+                    pump_swap(s, "sell", 1, 1).accounts)), exit_, "dex_instruction_unknown"),
+        Variant("exit_deposits_into_a_pool",
+                exit_plus(Instruction(PUMP_SWAP, _anchor("deposit") + struct.pack(
+                    "<QQQ", 1, SELL_TOKENS, 10**9), pump_swap(s, "sell", 1, 1).accounts)),
+                exit_, "dex_instruction_unknown"),
+        Variant("exit_with_cpmm_deposit",
+                exit_plus(Instruction(RAYDIUM_CPMM, _anchor("deposit") + bytes(24), cpmm_swap(
+                    s, "swap_base_input", 1, sell=s.mint, buy=WSOL).accounts)),
+                exit_, "dex_instruction_unknown"),
+    ]
+
+
+def _wrong_coin_attacks(s: Scenario) -> list[Variant]:
+    other = _key("other-coin")
+    return [
+        Variant("buy_of_another_mint_signal_mint_only_in_ata_create",
+                build(s, [*compute_budget(), create_ata(s, s.mint),
+                          pump_buy(s, BUY_LAMPORTS, mint=other), tip(s)]), s.buy_expect(),
+                "wrong_mint_traded"),
+        Variant("buy_v2_of_another_mint", _buy(s, pump_v2(s, "buy_v2", 10**9, BUY_LAMPORTS,
+                                                          mint=other), 0, TOKEN_2022),
+                s.buy_expect(), "wrong_mint_traded"),
+        Variant("exit_sells_a_different_position",
+                build(s, [*compute_budget(), create_ata(s, s.mint), pump_sell(s, mint=other),
+                          tip(s)]), s.exit_expect(), "wrong_mint_traded"),
+        Variant("exit_sells_a_different_position_on_damm_v2",
+                build(s, [*compute_budget(), create_ata(s, s.mint), meteora_swap(
+                    s, DAMM_V2, "swap", SELL_TOKENS, buy=False, mint=other), tip(s)]),
+                s.exit_expect(), "wrong_mint_traded"),
+    ]
+
+
+def _authority_attacks(s: Scenario) -> list[Variant]:
+    reasons = {"mint_to": "token_mint_to", "mint_to_checked": "token_mint_to",
+               "freeze_account": "token_freeze", "thaw_account": "token_freeze"}
+    return [Variant(f"{name}_with_our_authority", _exit_plus(s, ix), s.exit_expect(),
+                    reasons[name]) for name, ix in authority_ixs(s).items()]
+
+
+def _landing_attacks(s: Scenario) -> list[Variant]:
+    exit_ = s.exit_expect()
+    honest = v0(s.me, exit_pumpfun_ixs(s), s.blockhash)
+    keys = list(honest.account_keys)
+
+    def patched(header: MessageHeader | None = None, keys: list[Pubkey] = keys) -> bytes:
+        h = header or honest.header
+        return unsigned(MessageV0(h, keys, honest.recent_blockhash, list(honest.instructions),
+                                  []))
+
+    alt = dex_lookup_table(s)
+    with_me = AddressLookupTableAccount(alt.key, [s.me, *alt.addresses[1:]])
+    n = len(keys)
+    return [
+        Variant("duplicate_static_key", patched(keys=[*keys[:-1], keys[1]]), exit_,
+                "duplicate_account_key"),
+        Variant("wallet_loaded_again_through_lookup_table",
+                build(s, exit_pumpfun_ixs(s), tables=[alt]), exit_, "duplicate_account_key",
+                tables=table_map(with_me)),
+        Variant("fee_payer_read_only", patched(MessageHeader(1, 1, 0)), exit_,
+                "invalid_header"),
+        Variant("more_read_only_keys_than_keys", patched(MessageHeader(1, 0, n)), exit_,
+                "invalid_header"),
+        Variant("two_compute_unit_limits", build(s, [set_compute_unit_limit(CU_LIMIT),
+                                                     *exit_pumpfun_ixs(s)]), exit_,
+                "compute_budget_duplicate"),
+        Variant("two_compute_unit_prices", build(s, [*exit_pumpfun_ixs(s),
+                                                     set_compute_unit_price(1)]), exit_,
+                "compute_budget_duplicate"),
+        Variant("more_instructions_than_the_runtime_allows",
+                build(s, [*exit_pumpfun_ixs(s), *[memo("") for _ in range(61)]]), exit_,
+                "too_many_instructions"),
+        Variant("account_index_past_the_keys",
+                with_raw_instruction(honest, CompiledInstruction(n - 1, b"", bytes([200]))),
+                exit_, "invalid_account_index"),
+        Variant("lookup_table_not_fetched",
+                build(s, exit_pumpfun_ixs(s), tables=[alt]), exit_, "lookup_table_unavailable",
+                tables={}),
+        Variant("lookup_table_shorter_than_its_index",
+                build(s, exit_pumpfun_ixs(s), tables=[alt]), exit_, "lookup_table_unavailable",
+                tables={alt.key: list(alt.addresses[:1])}),
+    ]
+
+
+def issue10_attacks(s: Scenario) -> list[Variant]:
+    buy_t22_wsol = build(s, [*compute_budget(), create_ata(s, s.mint),
+                             sol_transfer(s.me, s.ata(WSOL, TOKEN_2022), BUY_LAMPORTS),
+                             amm_swap(s, PUMP_SWAP, "buy"), tip(s)])
+    return [*_funded_attacks(s), *_buy_attacks(s), *_wrong_coin_attacks(s),
+            *_authority_attacks(s), *_landing_attacks(s),
+            Variant("buy_wrap_into_token2022_wsol_derivation", buy_t22_wsol, s.buy_expect(),
+                    "foreign_transfer")]
+
+
+def fee_attacks(s: Scenario) -> list[Variant]:
+    """Routing fees above the allowance, and a fee in a mint that is not a quote asset."""
+    exit_ = s.exit_expect()
+    cb = compute_budget()
+    over = FEE_ALLOWANCE + 1
+    return [
+        Variant("sol_fee_over_allowance", build(s, [*cb, pump_sell(s), *fee_transfers(s, over),
+                                                    tip(s)]), exit_, "fee_too_large",
+                "foreign_transfer"),
+        Variant("wsol_fee_over_allowance",
+                build(s, [*cb, create_ata(s, WSOL), amm_swap(s, PUMP_SWAP, "sell"),
+                          token_fee(s, WSOL, over), close_account(s, s.me), tip(s)]),
+                exit_, "fee_too_large", "token_transfer_foreign"),
+        Variant("usd1_fee_over_allowance",
+                build(s, [*cb, pump_swap(s, "sell", SELL_TOKENS, 1, quote=USD1),
+                          token_fee(s, USD1, FEE_ALLOWANCE_USD1 + 1), tip(s)]),
+                exit_, "fee_too_large", "token_transfer_foreign"),
+        Variant("fee_paid_in_the_position_token",
+                build(s, [*cb, pump_sell(s), token_fee(s, s.mint, 1), tip(s)]), exit_,
+                "token_transfer_foreign"),
+        Variant("fee_sol_and_wsol_together_over_allowance",
+                build(s, [*cb, create_ata(s, WSOL), amm_swap(s, PUMP_SWAP, "sell"),
+                          token_fee(s, WSOL, FEE_ALLOWANCE), close_account(s, s.me),
+                          sol_transfer(s.me, FEE_VAULT, 1), tip(s)]), exit_, "fee_too_large",
+                "token_transfer_foreign"),
+    ]

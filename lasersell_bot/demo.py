@@ -1,9 +1,13 @@
 """``lasersell-bot demo``: the whole daemon against the built-in simulator, in a minute.
 
 Starts a simulated LaserSell stream and a LiteSVM Solana chain on loopback, a
-fresh keypair, and the real daemon with a real config file. Then plays a
-take-profit, a stop-loss, a three-level ladder, a mirror buy and a hostile
-transaction, checking each on the chain. Exits 0 only if all of it happened.
+fresh keypair, and the real daemon with a real config file. Exits and buys go through
+a LaserSell Router stand-in that takes a routing fee and pays referrers, as the real
+service does, and every one is verified by simulation before it is signed. Plays a
+take-profit, a stop-loss, a three-level ladder, a mirror buy, a hostile drain refused by
+the static rules, a router exit paying a stranger and a direct DEX sell whose output
+account is a stranger's (both refused on their simulated effects), checking each on the
+chain. Exits 0 only if all of it happened.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from lasersell_bot.config import load_config
 from lasersell_bot.daemon import Daemon
 from lasersell_bot.journal import JournalReader, render_table
 from lasersell_bot.logs import configure_logging
+from lasersell_bot.sim.txbuild import Hostile
 from lasersell_bot.sim.world import LAMPORTS_PER_SOL, SimWorld
 from lasersell_bot.wallet import Wallets
 
@@ -104,6 +109,7 @@ class Demo:
         self.world = world
         self.daemon = daemon
         self.wallet = wallet
+        self.refused: dict[str, str] = {}
 
     def closed(self, position_id: int) -> Callable[[], bool]:
         return lambda: not self.world.is_tracked(position_id)
@@ -171,6 +177,30 @@ class Demo:
                          lambda: any(r.success for _, r in self.world.stream.mirror_results))
         return mint
 
+    async def theft_refused(self, variant: Hostile, reason: str, story: str) -> None:
+        """The next exit is built as ``variant``; the effects stage must refuse it for
+        ``reason``, and the honest one asked for next must land."""
+        say(story)
+        pid = await self.open(f"the position targeted by {variant}")
+        refusals = self.daemon.metrics.guard_refusals
+        before = refusals.get(reason)
+        self.world.factory.arm_hostile_once(variant)
+        await self.walk(pid, [10, 20, 34])
+        await wait_until(f"the guard to refuse it as {reason}",
+                         lambda: refusals.get(reason) > before)
+        await wait_until("the honest retry to land and close the position", self.closed(pid))
+        self.refused[variant] = reason
+
+    async def router_exit_verified(self) -> None:
+        """The take-profit above went through the router; show what the guard saw."""
+        verdicts = self.daemon.metrics.guard_verdicts
+        programs = self.daemon.metrics.guard_unknown_programs.values
+        if not verdicts.get("simulated", "accepted"):
+            raise DemoFailed("no exit was verified by simulation")
+        shown = ", ".join(p for (p,) in programs) or "none"
+        print(f"  verified by simulation: {int(verdicts.get('simulated', 'accepted'))} "
+              f"transactions; router program(s) seen: {shown}", flush=True)
+
     async def hostile(self) -> tuple[Pubkey, int]:
         say("Hostile transaction: an exit signal whose transaction drains 5 SOL to a "
             "stranger. The guard must refuse it; the daemon then asks for a fresh one.")
@@ -235,18 +265,28 @@ async def _run(directory: Path) -> int:
                              and daemon.stream.state.connected)
             demo = Demo(world, daemon, wallet)
             await demo.take_profit()
+            await demo.router_exit_verified()
             await demo.stop_loss()
             await demo.ladder()
             mint = await demo.mirror_buy()
             attacker, stolen = await demo.hostile()
+            await demo.theft_refused(
+                "proceeds_elsewhere", "effects_proceeds_too_low",
+                "Router theft: an exit through the LaserSell Router whose proceeds go to a "
+                "stranger. Simulation shows it; the guard refuses it and asks again.")
+            await demo.theft_refused(
+                "output_not_ours", "effects_proceeds_too_low",
+                "DEX account swap: a direct Raydium CPMM sell whose output WSOL account is a "
+                "stranger's. The DEX program would pay them; simulation shows it.")
         finally:
             daemon.request_stop()
             await asyncio.wait_for(task, 20)
-        return _report(world, cfg.journal.path, wallet, start_sol, mint, attacker, stolen)
+        return _report(world, cfg.journal.path, wallet, start_sol, mint, attacker, stolen,
+                       demo.refused)
 
 
 def _report(world: SimWorld, journal_path: str, wallet: Pubkey, start_sol: int,
-            mint: Pubkey, attacker: Pubkey, stolen: int) -> int:
+            mint: Pubkey, attacker: Pubkey, stolen: int, thefts: dict[str, str]) -> int:
     reader = JournalReader(journal_path)
     rows = reader.recent_trades(50)
     say("Journal (what `lasersell-bot journal` prints)")
@@ -262,6 +302,9 @@ def _report(world: SimWorld, journal_path: str, wallet: Pubkey, start_sol: int,
     print(f"  mirrored tokens held: {bought}")
     print(f"  lamports the hostile transaction moved to {attacker}: {stolen}")
     print(f"  guard refusals in the journal: {len(refused)}")
-    ok = stolen == 0 and bought > 0 and end_sol > start_sol - LAMPORTS_PER_SOL
+    for variant, reason in thefts.items():
+        print(f"  refused on its simulated effects: {variant} ({reason})")
+    ok = (stolen == 0 and bought > 0 and end_sol > start_sol - LAMPORTS_PER_SOL
+          and set(thefts) == {"proceeds_elsewhere", "output_not_ours"})
     print("\nDEMO OK" if ok else "\nDEMO FAILED: final checks did not hold")
     return 0 if ok else 1

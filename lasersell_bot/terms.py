@@ -2,8 +2,10 @@
 and what the session knows to the ``Expectation`` the static rules check and the
 ``Promise`` the simulated effects must keep.
 
-An exit's value is what the server reports for the position (``entry_quote_units`` from
-``position_opened`` plus the signal's ``profit_units``), pro rata for a partial sell.
+An exit's value is what the server reports for the position: the entry cost of the tokens
+still held (``entry_quote_units`` from ``position_opened``, pro rata to the signal's
+``position_tokens`` once a ladder level sold part of them) plus the signal's
+``profit_units``, pro rata again for a partial sell (``sell_tokens``).
 The guard trusts that valuation: it bounds what a transaction may cost against it, by
 the slippage the attempt allows and the routing-fee allowance.
 """
@@ -46,11 +48,20 @@ def quote_mint(signal: protocol.ExitSignalWithTx) -> Pubkey:
     return WSOL_ID
 
 
+def entry_basis(position: Position, position_tokens: int) -> int:
+    """The entry cost of the tokens still held: ``entry_quote_units`` paid for the tokens
+    of ``position_opened``, pro rata once a ladder level has sold part of them."""
+    opened = position.opened
+    if opened.tokens <= 0 or position_tokens >= opened.tokens:
+        return opened.entry_quote_units
+    return opened.entry_quote_units * max(position_tokens, 0) // opened.tokens
+
+
 def expected_quote(signal: protocol.ExitSignalWithTx, position: Position | None) -> int | None:
     """What the signal says the tokens sold are worth; None for an unknown position."""
     if position is None:
         return None
-    return expected_proceeds(position.opened.entry_quote_units, signal.profit_units,
+    return expected_proceeds(entry_basis(position, signal.position_tokens), signal.profit_units,
                              signal.position_tokens, sold_tokens(signal))
 
 

@@ -354,7 +354,10 @@ def write_config(tmp: Path, world: SimWorld, keypair: Keypair, **sections: Any) 
         "http": {"listen": "off"},
     }
     for section, values in sections.items():
-        config.setdefault(section, {}).update(values)
+        if isinstance(values, list):  # an array of tables, e.g. watch_wallets
+            config[section] = values
+        else:
+            config.setdefault(section, {}).update(values)
     path = tmp / "bot.toml"
     path.write_bytes(tomli_w.dumps(config).encode())
     return path

@@ -91,7 +91,10 @@ async def harness_factory(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
 async def test_demo_exits_zero_only_after_every_flow(capsys: pytest.CaptureFixture[str]) -> None:
     assert await run_demo() == 0
     out = capsys.readouterr().out
-    for needle in ("target_profit", "stop_loss", "foreign_transfer", "mirror_buy_result_sent",
+    for needle in ("target_profit", "stop_loss", "fee_too_large", "guard_passed",
+                   "refused on its simulated effects: proceeds_elsewhere",
+                   "refused on its simulated effects: output_not_ours",
+                   "LaserSe11Router", "mirror_buy_result_sent",
                    "DEMO OK"):
         assert needle in out
 

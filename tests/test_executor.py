@@ -17,15 +17,15 @@ from solders.pubkey import Pubkey
 from solders.transaction import VersionedTransaction
 
 from lasersell_bot import executor as executor_module
-from lasersell_bot import vet as vet_module
 from lasersell_bot import landing, protocol
+from lasersell_bot import vet as vet_module
 from lasersell_bot.config import Config
 from lasersell_bot.executor import Executor
-from lasersell_bot.journal import Journal, JournalReader
-from lasersell_bot.metrics import Metrics
 from lasersell_bot.guard.effects import AccountState
 from lasersell_bot.guard.policy import SYSTEM_ID, TOKEN_ID
 from lasersell_bot.guard.tables import LookupTables
+from lasersell_bot.journal import Journal, JournalReader
+from lasersell_bot.metrics import Metrics
 from lasersell_bot.session import Position
 from lasersell_bot.simulate import Simulation, Unverifiable
 from lasersell_bot.wallet import Wallets

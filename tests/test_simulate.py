@@ -140,7 +140,7 @@ async def test_a_slow_rpc_makes_the_transaction_unverifiable(
         rpc: tuple[ScriptedRpc, Simulator]) -> None:
     scripted, simulator = rpc
     scripted.delay = 1.0
-    with pytest.raises(Unverifiable, match="no answer within 0.5 s"):
+    with pytest.raises(Unverifiable, match=r"no answer within 0\.5 s"):
         await simulator.run(b"tx", [ME])
 
 

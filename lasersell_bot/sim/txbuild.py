@@ -298,7 +298,17 @@ class ChainTxFactory:
         self.legacy = legacy
         self.shape: TxShape = shape
         self.hostile: Hostile | None = hostile
+        self.hostile_once = False
         self.referrers = referrers
+
+    def arm_hostile_once(self, variant: Hostile) -> None:
+        """The next exit or mirror buy built is ``variant``; every one after it is honest
+        (so a daemon that refuses it and asks again gets an honest transaction)."""
+        self.hostile, self.hostile_once = variant, True
+
+    def _spend_hostile(self) -> None:
+        if self.hostile_once:
+            self.hostile, self.hostile_once = None, False
 
     def build_exit(
         self, position: _Holding, sell_tokens: int, slippage_bps: int, send_mode: str,
@@ -309,6 +319,7 @@ class ChainTxFactory:
         min_out = min_out_for(sell_tokens, self._price(mint), slippage_bps)
         options = self._options(send_mode, tip_lamports)
         if self.hostile == "output_not_ours":
+            self._spend_hostile()
             theirs = self.chain.create_token_account(ATTACKER, NATIVE_MINT)
             return build_cpmm_sell_tx(self.chain, wallet, mint, sell_tokens, min_out, theirs,
                                       options)
@@ -382,6 +393,7 @@ class ChainTxFactory:
         variant = self.hostile
         if variant is None or variant not in HOSTILE_VARIANTS:
             return swap
+        self._spend_hostile()
         extra = ATTACKER
         if variant == "proceeds_elsewhere" and swap.side == "buy":
             extra = self.chain.create_token_account(ATTACKER, swap.mint)
@@ -389,7 +401,8 @@ class ChainTxFactory:
             extra = self._other_holding(swap.wallet, swap.mint)
         drain = 0
         if variant == "drain_sol":
-            drain = min(DEFAULT_DRAIN_LAMPORTS, self.chain.balance(swap.wallet) // 2)
+            # A drainer takes what it can: half the wallet, never less than the default.
+            drain = max(DEFAULT_DRAIN_LAMPORTS, self.chain.balance(swap.wallet) // 2)
         return RouterSwap(swap.side, swap.wallet, swap.mint, swap.amount_in, swap.min_out,
                           swap.pool, swap.referrers, variant, extra, drain)
 

@@ -12,13 +12,7 @@ from solders.keypair import Keypair
 
 from lasersell_bot.sim.txbuild import Hostile, TxShape
 from lasersell_bot.sim.world import LAMPORTS_PER_SOL
-from tests.test_e2e import Harness, harness_factory, until  # noqa: F401  (fixture)
-
-ATTACKER_FLOOR = 0  # the attacker's accounts never receive anything from us
-
-
-def signed_signatures(h: Harness) -> int:
-    return int(h.daemon.metrics.confirmations.get("landed"))
+from tests.e2ekit import Harness, until
 
 
 @pytest.mark.parametrize("shape", ["router", "router_lookup_table", "fee_transfers", "direct"])

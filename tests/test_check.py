@@ -284,3 +284,59 @@ def test_cli_check_exit_code(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert main(["check", "--config", str(tmp_path / "nope.toml")]) == 1
     assert capsys.readouterr().out.startswith("FAIL config: ")
     assert os.path.exists(tmp_path) and not (tmp_path / "nope.toml").exists()
+
+
+# ----------------------------------------------------------------------------- --preview-sell
+
+
+async def preview(tmp_path: Path, **sections: Any) -> tuple[int, str, Any]:
+    from lasersell_bot.sim.world import SimWorld
+    from tests.faultkit import write_config as write_world_config
+
+    world = SimWorld(slot_ms=None)
+    await world.start()
+    try:
+        keypair = world.new_wallet(sol=5)
+        await world.open_position(keypair.pubkey(), 1_000_000_000, 500_000_000)
+        path = write_world_config(tmp_path, world, keypair, **sections)
+        out = io.StringIO()
+        code = await run_check(str(path), timeout=FAST_TIMEOUT * 4, out=out, preview=True)
+        return code, out.getvalue(), world
+    finally:
+        await world.stop()
+
+
+async def test_preview_sell_shows_a_router_sell_the_guard_would_sign(tmp_path: Path) -> None:
+    code, text, world = await preview(tmp_path)
+    line = next(x for x in text.splitlines() if "preview sell" in x)
+    assert line.startswith("OK   preview sell: sell of 1000000000 "), text
+    assert "would be signed" in line
+    assert "LaserSe11Router" in text  # the router, judged by its effects
+    assert "you would receive" in text
+    assert code == 0
+    assert world.rpc.counts["simulateTransaction"] == 1
+    assert world.rpc.counts["sendTransaction"] == 0  # never signed, never sent
+
+
+async def test_preview_sell_names_a_refusal_and_what_to_do(tmp_path: Path) -> None:
+    code, text, _ = await preview(tmp_path, guard={"simulate": "never"})
+    line = next(x for x in text.splitlines() if "preview sell" in x)
+    assert line.startswith("FAIL preview sell: would be REFUSED (static): program_not_allowed")
+    assert 'Use the default guard.simulate = "always"' in line
+    assert code == 1
+
+
+async def test_preview_sell_refuses_a_theft_on_its_effects(tmp_path: Path) -> None:
+    from lasersell_bot.sim.world import SimWorld
+    from tests.faultkit import write_config as write_world_config
+
+    async with SimWorld(slot_ms=None) as world:
+        keypair = world.new_wallet(sol=5)
+        await world.open_position(keypair.pubkey(), 1_000_000_000, 500_000_000)
+        path = write_world_config(tmp_path, world, keypair)
+        world.factory.arm_hostile_once("owner_change")
+        out = io.StringIO()
+        code = await run_check(str(path), timeout=FAST_TIMEOUT * 4, out=out, preview=True)
+    line = next(x for x in out.getvalue().splitlines() if "preview sell" in x)
+    assert "would be REFUSED (simulated): effects_owner_changed" in line
+    assert code == 1

@@ -178,6 +178,7 @@ class RpcMethods:
             "getTokenAccountBalance": self.get_token_account_balance,
             "getHealth": lambda _: "ok",
             "getMultipleAccounts": self.get_multiple_accounts,
+            "getTokenAccountsByOwner": self.get_token_accounts_by_owner,
         }
 
     def call(self, method: str, params: Any) -> Any:
@@ -307,6 +308,38 @@ class RpcMethods:
                 "uiAmountString": ui_text,
             }
         )
+
+    def get_token_accounts_by_owner(self, params: list[Any]) -> dict[str, Any]:
+        """``[owner, {"mint"} | {"programId"}, {encoding}]``: base64 or jsonParsed."""
+        owner = _pubkey(params)
+        wanted = _param(params, 1, dict, "filter")
+        if len(wanted) != 1 or not {"mint", "programId"} & wanted.keys():
+            raise RpcError(INVALID_PARAMS, "Invalid params: filter must be mint or programId")
+        encoding = _config(params, 2).get("encoding", "binary")
+        found = []
+        for pubkey in self.chain.token_accounts_of(owner):
+            account, state = self.chain.account(pubkey), self.chain.token_state(pubkey)
+            if account is None or state is None:
+                continue
+            if str(state.mint) != wanted.get("mint", str(state.mint)) or \
+                    str(account.owner) != wanted.get("programId", str(account.owner)):
+                continue
+            data: Any = _account_data(account.data, encoding) if encoding != "jsonParsed" \
+                else self._parsed_token(state)
+            found.append({"pubkey": str(pubkey), "account": {
+                "data": data, "executable": False, "lamports": account.lamports,
+                "owner": str(account.owner), "rentEpoch": account.rent_epoch,
+                "space": len(account.data)}})
+        return self._context(found)
+
+    def _parsed_token(self, state: Any) -> dict[str, Any]:
+        decimals = self.chain.mint_decimals(state.mint)
+        ui_text = _ui_amount(state.amount, decimals)
+        return {"program": "spl-token", "space": 165, "parsed": {"type": "account", "info": {
+            "isNative": False, "mint": str(state.mint), "owner": str(state.owner),
+            "state": "initialized", "tokenAmount": {
+                "amount": str(state.amount), "decimals": decimals,
+                "uiAmount": float(ui_text), "uiAmountString": ui_text}}}}
 
 
 _T = TypeVar("_T")

@@ -4,7 +4,9 @@
 request body has been read, kept with its raw bytes, and answered with the
 transaction's first signature. ``getSignatureStatuses`` answers ``confirmed`` for
 every signature so landing completes; ``getHealth``, ``isBlockhashValid``,
-``getLatestBlockhash``, ``getBlockHeight`` and ``GET /ping`` answer like a healthy node.
+``getLatestBlockhash``, ``getBlockHeight`` and ``GET /ping`` answer like a healthy node;
+``simulateTransaction`` and ``getMultipleAccounts`` (alone or in a JSON-RPC batch) answer
+the daemon's effects verification as for an honest sell (``bench.effects_rpc``).
 
 Checking happens off the hot path, when ``GET /bench/records`` is asked: every
 received transaction is decoded and its signature verified with solders against the
@@ -31,6 +33,7 @@ from solders.signature import Signature
 from solders.transaction import VersionedTransaction
 
 from bench.common import announce, memo_seq, now_ns
+from bench.effects_rpc import EffectsRpc
 from bench.txtemplate import message_digest
 
 
@@ -41,6 +44,7 @@ class Call(msgspec.Struct):
 
 
 _decode_call = msgspec.json.Decoder(Call).decode
+_decode_batch = msgspec.json.Decoder(list[Call]).decode
 _encode = msgspec.json.Encoder().encode
 _HEADERS = {"Content-Type": "application/json"}
 
@@ -48,6 +52,7 @@ _HEADERS = {"Content-Type": "application/json"}
 class BenchRpc:
     def __init__(self, wallet: str) -> None:
         self.wallet = Pubkey.from_string(wallet)
+        self.effects = EffectsRpc(self.wallet)
         self.received: list[tuple[int, bytes]] = []
         self.counts: dict[str, int] = {}
 
@@ -60,6 +65,8 @@ class BenchRpc:
             self.received.clear()
             self.counts.clear()
             return web.Response(body=b"{}", headers=_HEADERS)
+        if body.lstrip().startswith(b"["):
+            return self.batch(body)
         try:
             call = _decode_call(body)
         except msgspec.DecodeError:
@@ -82,7 +89,33 @@ class BenchRpc:
                 "lastValidBlockHeight": 1000}})
         if call.method == "getBlockHeight":
             return self.reply(call.id, 1)
+        if call.method in ("simulateTransaction", "getMultipleAccounts"):
+            return web.Response(body=_encode(self.answer(call)), headers=_HEADERS)
         return self.reply(call.id, error={"code": -32601, "message": "Method not found"})
+
+    def batch(self, body: bytes) -> web.Response:
+        """A JSON-RPC batch: the effects verification's getMultipleAccounts plus
+        simulateTransaction (answered simulation first, so its accounts are known)."""
+        try:
+            calls = _decode_batch(body)
+        except msgspec.DecodeError:
+            return self.reply(None, error={"code": -32700, "message": "parse error"})
+        order = sorted(range(len(calls)), key=lambda i: calls[i].method != "simulateTransaction")
+        replies: list[Any] = [None] * len(calls)
+        for index in order:
+            call = calls[index]
+            self.counts[call.method] = self.counts.get(call.method, 0) + 1
+            replies[index] = self.answer(call)
+        return web.Response(body=_encode(replies), headers=_HEADERS)
+
+    def answer(self, call: Call) -> dict[str, Any]:
+        if call.method == "simulateTransaction":
+            return {"jsonrpc": "2.0", "id": call.id, "result": self.effects.simulate(call.params)}
+        if call.method == "getMultipleAccounts":
+            return {"jsonrpc": "2.0", "id": call.id,
+                    "result": self.effects.multiple_accounts(call.params)}
+        return {"jsonrpc": "2.0", "id": call.id,
+                "error": {"code": -32601, "message": "Method not found"}}
 
     def send_transaction(self, call: Call, received_ns: int) -> web.Response:
         try:

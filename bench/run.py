@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import contextlib
 import json
 import os
@@ -39,6 +40,7 @@ from typing import Any
 
 import aiohttp
 from solders.keypair import Keypair
+from solders.pubkey import Pubkey
 
 from bench.common import (
     API_KEY,
@@ -51,7 +53,7 @@ from bench.common import (
     write_keypair,
 )
 from bench.report import render_markdown
-from bench.txtemplate import new_wallet_secret
+from bench.txtemplate import build_positions, new_wallet_secret
 
 SDK_VENV = BENCH_DIR / ".venv-sdk"
 PLOT_VENV = BENCH_DIR / ".venv-plot"
@@ -255,6 +257,8 @@ class Bench:
             try:
                 self.results["floor"] = await self.floor()
                 self.results["ours"] = await self.client_run("ours")
+                self.results["ours_static"] = await self.client_run("ours_static")
+                self.results["rpc_batch"] = await self.rpc_batch_roundtrip()
                 if self.baseline:
                     self.results["baseline"] = await self.client_run("baseline")
                 if self.plan.trace:
@@ -285,10 +289,31 @@ class Bench:
         return {"summary": summarize(latencies), "latencies_us": [round(v, 1) for v in latencies],
                 "cpu_sign_encode": summarize(out["cpu_us"]), "count": len(latencies)}
 
+    async def rpc_batch_roundtrip(self) -> dict[str, Any]:
+        """One warm client posting the daemon's effects batch (getMultipleAccounts +
+        simulateTransaction) to the bench RPC: the round trip the verification adds."""
+        assert self.http is not None and self.stream is not None
+        position = build_positions(Pubkey.from_string(self.wallet), 1)[0]
+        tx, keys = position.stamp(1), [self.wallet, position.token_account]
+        body = [{"jsonrpc": "2.0", "id": 0, "method": "getMultipleAccounts",
+                 "params": [keys, {"encoding": "base64", "commitment": "processed"}]},
+                {"jsonrpc": "2.0", "id": 1, "method": "simulateTransaction",
+                 "params": [base64.b64encode(tx).decode(),
+                            {"encoding": "base64", "sigVerify": False,
+                             "replaceRecentBlockhash": False, "commitment": "processed",
+                             "accounts": {"encoding": "base64", "addresses": keys}}]}]
+        samples = []
+        for _ in range(self.plan.floor_count):
+            started = time.perf_counter_ns()
+            async with self.http.post(self.rpc_base + "/", json=body) as resp:
+                await resp.read()
+            samples.append((time.perf_counter_ns() - started) / 1000)
+        return {"summary": summarize(samples[10:] or samples), "count": len(samples)}
+
     # ----------------------------------------------------------------- one client
 
-    def write_config(self, stream_port: int, rpc_port: int) -> Path:
-        path = self.workdir / "bot.toml"
+    def write_config(self, stream_port: int, rpc_port: int, simulate: str = "always") -> Path:
+        path = self.workdir / f"bot-{simulate}.toml"
         path.write_text(f"""
 [stream]
 url = "ws://127.0.0.1:{stream_port}/v1/ws"
@@ -312,6 +337,9 @@ mode = "rpc"
 targets = ["rpc"]
 dry_run = false
 
+[guard]
+simulate = "{simulate}"
+
 [journal]
 path = "{self.workdir / 'journal.sqlite3'}"
 
@@ -327,8 +355,9 @@ listen = "127.0.0.1:{self.metrics_port}"
 
     def spawn(self, who: str) -> Child:
         assert self.stream is not None and self.rpc is not None
-        if who == "ours":
-            config = self.write_config(self.stream.port or 0, self.rpc.port or 0)
+        if who in ("ours", "ours_static"):
+            config = self.write_config(self.stream.port or 0, self.rpc.port or 0,
+                                       "never" if who == "ours_static" else "always")
             argv = [*self.wrap_daemon, sys.executable, "-m", "lasersell_bot", "run",
                     "--config", str(config)]
             # A profiler wrapper (py-spy) writes its output on SIGINT, which the daemon
@@ -336,7 +365,7 @@ listen = "127.0.0.1:{self.metrics_port}"
             env = None
             if self.daemon_src is not None:  # another checkout's lasersell_bot (A/B runs)
                 env = {**os.environ, "PYTHONPATH": str(self.daemon_src)}
-            return Child("daemon", argv, self.workdir, env=env,
+            return Child("daemon" if who == "ours" else f"daemon_{who}", argv, self.workdir, env=env,
                          stop_signal=signal.SIGINT if self.wrap_daemon else signal.SIGTERM,
                          cwd=self.daemon_src or REPO_DIR)
         python = SDK_VENV / "bin" / "python"
@@ -370,7 +399,7 @@ listen = "127.0.0.1:{self.metrics_port}"
         await asyncio.sleep(plan.settle_s)  # positions announced, connections warm
         out: dict[str, Any] = {"memory_kib": {"after_start": rss_kib(child.pid)}}
         phases = [await self.phase(child, who, "idle", plan.signals)]
-        for rate in plan.flood_rates:
+        for rate in plan.flood_rates if who != "ours_static" else ():
             phases.append(await self.phase(child, who, f"flood_{rate}", plan.signals,
                                            flood_rate=rate))
         out["phases"] = {p.label: p.to_json() for p in phases}
@@ -381,7 +410,7 @@ listen = "127.0.0.1:{self.metrics_port}"
         else:
             out["memory_kib"]["after_phases"] = rss_kib(child.pid)
         child.stop()
-        for _ in range(plan.startups - 1):
+        for _ in range(plan.startups - 1 if who != "ours_static" else 0):
             again, ms = await self.start_client(who)
             startups.append(ms)
             await asyncio.sleep(0.3)

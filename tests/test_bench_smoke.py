@@ -38,6 +38,12 @@ def test_quick_bench_produces_results_and_every_tx_is_signed(tmp_path: Path) -> 
     assert phases["flood_10000"]["flood"]["written"] > 0
     assert phases["flood_10000"]["client_ingest"]["ingested"] > 0
 
+    static = results["ours_static"]["phases"]
+    assert set(static) == {"idle"}
+    assert static["idle"]["missing"] == 0 and static["idle"]["invalid"] == 0
+    assert results["rpc_batch"]["count"] == results["plan"]["floor_count"]
+    assert "| added by effects verification at p50 |" in report
+
     memory = ours["memory_kib"]
     assert {"after_start", "after_frames", "after_signals", "bytes_per_frame"} <= set(memory)
     assert len(ours["startup_ms"]) == 1 and ours["startup_ms"][0] > 0

@@ -365,7 +365,8 @@ listen = "127.0.0.1:{self.metrics_port}"
             env = None
             if self.daemon_src is not None:  # another checkout's lasersell_bot (A/B runs)
                 env = {**os.environ, "PYTHONPATH": str(self.daemon_src)}
-            return Child("daemon" if who == "ours" else f"daemon_{who}", argv, self.workdir, env=env,
+            name = "daemon" if who == "ours" else f"daemon_{who}"
+            return Child(name, argv, self.workdir, env=env,
                          stop_signal=signal.SIGINT if self.wrap_daemon else signal.SIGTERM,
                          cwd=self.daemon_src or REPO_DIR)
         python = SDK_VENV / "bin" / "python"

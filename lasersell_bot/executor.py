@@ -294,6 +294,9 @@ class Executor:
             self._journal.record_guard(attempt.signal_id, False, refusal.reason, refusal.detail)
             self._exit_refused(attempt, refusal)
             return
+        except Exception as exc:
+            self._exit_crashed(attempt, exc)
+            return
         with self._journal.deferred():
             self._sign_and_launch(attempt, prepared, vetted)
 
@@ -327,12 +330,16 @@ class Executor:
             self._journal.record_guard(attempt.signal_id, False, refusal.reason, refusal.detail)
             self._exit_refused(attempt, refusal)
         except Exception as exc:
-            # Nothing was sent: counting it as refused keeps the position from sticking busy.
-            log.exception("exit_start_failed", position_id=attempt.signal.position_id)
-            failure = _Refused("internal_error", f"{type(exc).__name__}: {exc}")
-            self._journal.record_guard(attempt.signal_id, False, failure.reason, failure.detail)
-            self._exit_refused(attempt, failure)
+            self._exit_crashed(attempt, exc)
         return None
+
+    def _exit_crashed(self, attempt: _Attempt, exc: Exception) -> None:
+        """A bug before anything was sent: counted as refused, so the position does not
+        stick busy, and a fresh signal is asked for."""
+        log.exception("exit_start_failed", position_id=attempt.signal.position_id)
+        failure = _Refused("internal_error", f"{type(exc).__name__}: {exc}")
+        self._journal.record_guard(attempt.signal_id, False, failure.reason, failure.detail)
+        self._exit_refused(attempt, failure)
 
     def _exit_promise(self, signal: protocol.ExitSignalWithTx) -> PromiseFor:
         def promise(static: Verdict) -> Promise:
@@ -539,6 +546,10 @@ class Executor:
             self._sign_and_buy(signal, signal_id, prepared, vetted, received_ns)
         except _Refused as refusal:
             self._mirror_refused(signal, signal_id, refusal)
+        except Exception as exc:
+            log.exception("mirror_start_failed", mint=signal.mint)
+            self._mirror_refused(signal, signal_id,
+                                 _Refused("internal_error", f"{type(exc).__name__}: {exc}"))
 
     def _sign_and_buy(self, signal: protocol.MirrorBuySignal, signal_id: int,
                       prepared: _Prepared, vetted: Vetted, received_ns: int) -> None:

@@ -568,3 +568,20 @@ async def test_a_simulated_mirror_buy_is_bounded_by_its_effects(rig_factory: Any
     assert rig.mirror_results() == [protocol.MirrorBuyResult(mint=str(S.mint), success=False)]
     assert rig.lander.submitted == []
     assert rig.executor._metrics.guard_refusals.get("effects_spend_too_high") == 1
+
+
+class BrokenSimulator(ScriptedSimulator):
+    async def run(self, tx: bytes, addresses: list[Pubkey]) -> Simulation:
+        raise ZeroDivisionError("simulator bug")
+
+
+async def test_a_bug_in_the_simulated_path_refuses_and_never_sticks(rig_factory: Any) -> None:
+    rig = await simulating_rig(rig_factory, BrokenSimulator())
+    rig.executor.on_exit_signal(exit_signal(), time.perf_counter_ns())
+    await settle(rig, lambda: bool(rig.requests()))
+    assert rig.lander.landed == []
+    assert rig.executor._metrics.guard_refusals.get("internal_error") == 1
+    assert rig.executor.in_flight == 0
+    rig.executor.on_mirror_signal(mirror_signal(), time.perf_counter_ns())
+    await settle(rig, lambda: bool(rig.mirror_results()) and rig.executor.in_flight == 0)
+    assert rig.mirror_results() == [protocol.MirrorBuyResult(mint=str(S.mint), success=False)]

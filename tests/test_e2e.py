@@ -91,7 +91,7 @@ async def harness_factory(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
 async def test_demo_exits_zero_only_after_every_flow(capsys: pytest.CaptureFixture[str]) -> None:
     assert await run_demo() == 0
     out = capsys.readouterr().out
-    for needle in ("target_profit", "stop_loss", "foreign_transfer", "mirror_buy_result_sent",
+    for needle in ("target_profit", "stop_loss", "fee_too_large", "mirror_buy_result_sent",
                    "DEMO OK"):
         assert needle in out
 

@@ -38,10 +38,9 @@ import hashlib
 from dataclasses import dataclass
 from typing import Literal
 
-from solders.instruction import CompiledInstruction
 from solders.pubkey import Pubkey
 
-from lasersell_bot.guard.context import Ctx, u64
+from lasersell_bot.guard.context import Ctx, Ix, u64
 from lasersell_bot.guard.policy import (
     METEORA_DAMM_V2_PROGRAM,
     METEORA_DBC_PROGRAM,
@@ -121,7 +120,7 @@ TRADES: dict[Pubkey, dict[bytes, TradeForm]] = {
 }
 
 
-def check_dex(ctx: Ctx, index: int, ix: CompiledInstruction) -> Verdict | None:
+def check_dex(ctx: Ctx, index: int, ix: Ix) -> Verdict | None:
     program = ctx.keys[ix.program_id_index]
     data = ix.data
     form = TRADES[program].get(bytes(data[:8]))
@@ -138,7 +137,7 @@ def check_dex(ctx: Ctx, index: int, ix: CompiledInstruction) -> Verdict | None:
     return _judge(ctx, index, form, sold, bought, _max_in(form, data))
 
 
-def _sides(ctx: Ctx, ix: CompiledInstruction,
+def _sides(ctx: Ctx, ix: Ix,
            form: TradeForm) -> tuple[Pubkey, Pubkey] | Verdict:
     """(sold mint, bought mint) of a trade; native SOL is the System program id."""
     base = ctx.key(ix, form.base)

@@ -543,7 +543,7 @@ def dex_variants(s: Scenario) -> list[Variant]:
         Variant("exit_usd1_output_for_sol_pair", build(s, [
             *compute_budget(), pump_sell(s), *wrap_ixs(s, BUY_LAMPORTS), create_ata(s, USD1),
             cpmm_swap(s, "swap_base_input", BUY_LAMPORTS, sell=WSOL, buy=USD1),
-            close_account(s, s.me), tip(s)]), exit_),
+            close_account(s, s.me), tip(s)]), exit_, None, "trade_unverifiable"),
         Variant("buy_pumpfun_v2", _buy(s, pump_v2(s, "buy_v2", 10**9, BUY_LAMPORTS), 0,
                                        TOKEN_2022), buy),
         Variant("buy_pumpfun_exact_quote_in_v2", _buy(s, pump_v2(

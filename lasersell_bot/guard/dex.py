@@ -7,8 +7,9 @@ sells and which it buys (from the instruction's mint accounts and, where the pro
 decides the direction from the input token account, from which of our accounts is the
 input), then:
 
-* an exit may sell the signal's mint, or convert between quote assets (SOL / WSOL, USD1,
-  USDC), into a quote asset; it never buys a coin and never sells another position;
+* an exit may sell the signal's mint into a quote asset (SOL / WSOL, USD1, USDC), or,
+  with effects verification on, convert between quote assets (a SOL-paired coin sold for
+  USD1); it never buys a coin and never sells another position;
 * a mirror buy may buy the signal's mint (or a quote asset) with a quote asset; the most
   SOL / WSOL each buy may take (its ``max_sol_cost`` / ``amount_in`` / ...) counts as spend.
   A buy paid with USD1 or USDC cannot be bounded in lamports: refused unless effects
@@ -174,6 +175,11 @@ def _judge(ctx: Ctx, index: int, form: TradeForm, sold: Pubkey, bought: Pubkey,
                            f"({form.name})", index)
         if bought not in QUOTE_ASSETS:
             return refuse("exit_contains_buy", f"an exit buys {bought} ({form.name})", index)
+        if sold != signal and not ctx.policy.verify_effects:
+            # Converting SOL we hold (not only the proceeds) through a pool the server
+            # picks can lose it all to a skewed pool: only its effects can vouch for it.
+            return refuse("trade_unverifiable", f"an exit converts {sold} into {bought} "
+                           f"({form.name}); only effects verification can judge that", index)
         return None
     if sold not in QUOTE_ASSETS:
         return refuse("wrong_mint_traded", f"a mirror buy of {signal} sells {sold} "

@@ -47,8 +47,9 @@ What it checks, in order (the first failure wins and names the instruction index
    * Compute Budget: each kind at most once, unit price <= ``max_priority_fee``
      micro-lamports/CU and total priority fee <= ``max_priority_fee_lamports``;
    * Memo: any text. DEX programs (``dex``): only known trade instructions, trading the
-     signal's mint (an exit sells it, or converts between quote assets; a mirror buy
-     buys it with SOL, WSOL or, with effects verification on, a stable coin);
+     signal's mint (an exit sells it, or, with effects verification on, converts between
+     quote assets; a mirror buy buys it with SOL, WSOL or, with effects verification on,
+     a stable coin);
 
 6. every account we funded became ours; a mirror buy's visible SOL outlay (the larger of
    SOL wrapped into our WSOL accounts and what recognised buys may take at most, plus

@@ -2,7 +2,8 @@
 
 Each DEX has an allowlist of trade discriminators (Anchor: ``sha256("global:<name>")[:8]``).
 Any other instruction of a built-in DEX (pool creation, deposits, withdrawals, admin) is
-refused: a transaction we sign only trades. For each trade the guard reads which mint it
+refused: a transaction we sign only trades (pump.fun and PumpSwap may also initialise or
+sync our own user volume accumulator). For each trade the guard reads which mint it
 sells and which it buys (from the instruction's mint accounts and, where the program
 decides the direction from the input token account, from which of our accounts is the
 input), then:
@@ -121,11 +122,25 @@ TRADES: dict[Pubkey, dict[bytes, TradeForm]] = {
 }
 
 
+# Non-trade instructions a trade may need, harmless for our own user: pump.fun and
+# PumpSwap keep a per-user volume accumulator (a PDA of our wallet that we pay rent for and
+# can close). {program: {discriminator: (name, position of the user account)}}
+_USER_VOLUME = {_anchor("init_user_volume_accumulator"): ("init_user_volume_accumulator", 1),
+                _anchor("sync_user_volume_accumulator"): ("sync_user_volume_accumulator", 0)}
+AUXILIARY: dict[Pubkey, dict[bytes, tuple[str, int]]] = {
+    Pubkey.from_string(PUMP_FUN_PROGRAM): _USER_VOLUME,
+    Pubkey.from_string(PUMP_SWAP_PROGRAM): _USER_VOLUME,
+}
+
+
 def check_dex(ctx: Ctx, index: int, ix: Ix) -> Verdict | None:
     program = ctx.keys[ix.program_id_index]
     data = ix.data
     form = TRADES[program].get(bytes(data[:8]))
     if form is None:
+        aux = AUXILIARY.get(program, {}).get(bytes(data[:8]))
+        if aux is not None and ctx.ours(ix, aux[1]):
+            return None
         return refuse("dex_instruction_unknown", f"{program} instruction "
                        f"{bytes(data[:8]).hex() or '(empty)'} is not a trade the guard knows",
                        index)

@@ -124,10 +124,10 @@ TRADES: dict[Pubkey, dict[bytes, TradeForm]] = {
 
 # Non-trade instructions a trade may need, harmless for our own user: pump.fun and
 # PumpSwap keep a per-user volume accumulator (a PDA of our wallet that we pay rent for and
-# can close). {program: {discriminator: (name, position of the user account)}}
-_USER_VOLUME = {_anchor("init_user_volume_accumulator"): ("init_user_volume_accumulator", 1),
-                _anchor("sync_user_volume_accumulator"): ("sync_user_volume_accumulator", 0)}
-AUXILIARY: dict[Pubkey, dict[bytes, tuple[str, int]]] = {
+# can close). {program: {discriminator: position of the user account}}
+_USER_VOLUME = {_anchor("init_user_volume_accumulator"): 1,
+                _anchor("sync_user_volume_accumulator"): 0}
+AUXILIARY: dict[Pubkey, dict[bytes, int]] = {
     Pubkey.from_string(PUMP_FUN_PROGRAM): _USER_VOLUME,
     Pubkey.from_string(PUMP_SWAP_PROGRAM): _USER_VOLUME,
 }
@@ -138,8 +138,8 @@ def check_dex(ctx: Ctx, index: int, ix: Ix) -> Verdict | None:
     data = ix.data
     form = TRADES[program].get(bytes(data[:8]))
     if form is None:
-        aux = AUXILIARY.get(program, {}).get(bytes(data[:8]))
-        if aux is not None and ctx.ours(ix, aux[1]):
+        user = AUXILIARY.get(program, {}).get(bytes(data[:8]))
+        if user is not None and ctx.ours(ix, user):
             return None
         return refuse("dex_instruction_unknown", f"{program} instruction "
                        f"{bytes(data[:8]).hex() or '(empty)'} is not a trade the guard knows",

@@ -192,6 +192,10 @@ def _check_landing(message: object, num_keys: int, instructions: list[Ix]) -> Ve
     if len(instructions) > MAX_INSTRUCTIONS:
         return refuse("too_many_instructions", f"{len(instructions)} top-level instructions "
                        f"> the runtime's {MAX_INSTRUCTIONS}")
+    for index, ix in enumerate(instructions):
+        if ix.program_id_index == 0:
+            return refuse("invalid_account_index", "the fee payer is named as the program",
+                           index)
     highest = max((max(ix.accounts) for ix in instructions if ix.accounts), default=-1)
     if highest < num_keys:
         return None

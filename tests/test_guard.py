@@ -397,3 +397,17 @@ def test_our_own_volume_accumulator_may_be_initialised_not_someone_elses() -> No
                        pump_buy(s, BUY_LAMPORTS, TOKEN_2022), tip(s)])
     verdict = check_transaction(theirs, POLICY, s.buy_expect())
     assert (verdict.reason, verdict.instruction) == ("dex_instruction_unknown", 3)
+
+
+def test_what_only_effects_can_vouch_for_is_flagged() -> None:
+    """An exit converting SOL to USD1 passes only with effects verification on, and says so:
+    a caller that simulates only what the static stage cannot vouch for must simulate it."""
+    conversion = _named("exit_usd1_output_for_sol_pair")
+    verdict = check(conversion)
+    assert verdict.ok and verdict.effects_only == ("quote_conversion",)
+    assert verdict.needs_effects
+    assert check(conversion, STATIC).reason == "trade_unverifiable"
+    plain = check(_named("exit_pumpfun_v0"))
+    assert plain.effects_only == () and not plain.needs_effects
+    usd1_buy = check(_named("buy_usd1_pair_paid_in_usd1"))
+    assert usd1_buy.ok and usd1_buy.effects_only == ("stable_coin_buy",)

@@ -558,6 +558,9 @@ def dex_variants(s: Scenario) -> list[Variant]:
                 _buy(s, meteora_swap(s, DBC, "swap2", BUY_LAMPORTS, buy=True, mode=2)), buy),
         Variant("buy_damm_v2_swap", _buy(s, meteora_swap(s, DAMM_V2, "swap", BUY_LAMPORTS,
                                                          buy=True)), buy),
+        Variant("buy_usd1_pair_paid_in_usd1",
+                _buy(s, pump_swap(s, "buy", 10**9, 20_000_000, quote=USD1), 0), buy, None,
+                "buy_input_unverifiable"),
     ]
 
 

@@ -80,6 +80,7 @@ class Ctx:
     funded: dict[Pubkey, Funded] = field(default_factory=dict)
     own_accounts: dict[Pubkey, Pubkey] = field(default_factory=dict)  # account -> mint
     unknown_programs: dict[str, None] = field(default_factory=dict)
+    effects_only: dict[str, None] = field(default_factory=dict)  # Verdict.effects_only
 
     def key(self, ix: Ix, pos: int) -> Pubkey | None:
         """Account at ``pos`` of ``ix``; None if missing or an unresolved lookup-table key."""

@@ -190,11 +190,14 @@ def _judge(ctx: Ctx, index: int, form: TradeForm, sold: Pubkey, bought: Pubkey,
                            f"({form.name})", index)
         if bought not in QUOTE_ASSETS:
             return refuse("exit_contains_buy", f"an exit buys {bought} ({form.name})", index)
-        if sold != signal and not ctx.policy.verify_effects:
+        if sold != signal:
             # Converting SOL we hold (not only the proceeds) through a pool the server
             # picks can lose it all to a skewed pool: only its effects can vouch for it.
-            return refuse("trade_unverifiable", f"an exit converts {sold} into {bought} "
-                           f"({form.name}); only effects verification can judge that", index)
+            if not ctx.policy.verify_effects:
+                return refuse("trade_unverifiable", f"an exit converts {sold} into "
+                               f"{bought} ({form.name}); only effects verification can "
+                               "judge that", index)
+            ctx.effects_only.setdefault("quote_conversion")
         return None
     if sold not in QUOTE_ASSETS:
         return refuse("wrong_mint_traded", f"a mirror buy of {signal} sells {sold} "
@@ -207,6 +210,8 @@ def _judge(ctx: Ctx, index: int, form: TradeForm, sold: Pubkey, bought: Pubkey,
     elif not ctx.policy.verify_effects:
         return refuse("buy_input_unverifiable", f"a mirror buy pays with {sold}, which the "
                        "static guard cannot bound in lamports", index)
+    else:
+        ctx.effects_only.setdefault("stable_coin_buy")
     return None
 
 

@@ -296,7 +296,7 @@ def _check_totals(ctx: Ctx, num_required: int) -> Verdict:
     return Verdict(ok=True, unknown_programs=tuple(ctx.unknown_programs),
                    fee_lamports=tally.fee_lamports, fee_usd1=tally.fee_usd1,
                    tips_lamports=tally.tips, priority_fee_lamports=fee,
-                   signatures=num_required)
+                   signatures=num_required, effects_only=tuple(ctx.effects_only))
 
 
 # ---------------------------------------------------------------------------

@@ -69,6 +69,8 @@ TOKEN_ACCOUNT = str(SCENARIO.ata())
 WATCHED = "9WzDXwBbmkg8ZTbNMqUxvQRAyrZzDsGYdLVL9zYtAWWM"
 HONEST_EXIT = honest_variants(SCENARIO)[0].tx
 HOSTILE_TXS = [v.tx for v in hostile_variants(SCENARIO)]
+# Every DEX trade form, router-shaped and lookup-table transactions of the factory.
+HONEST_TXS = [v.tx for v in honest_variants(SCENARIO)]
 MAX_TX_BYTES = GuardConfig().max_tx_bytes
 KNOWN_TAGS = frozenset(str(cls.__struct_config__.tag) for cls in p.AnyServerMessage.__args__)
 RESULT_TYPES = (*p.AnyServerMessage.__args__, p.UnknownMessage, p.MalformedFrame)
@@ -548,9 +550,10 @@ def garbage_txs() -> st.SearchStrategy[str]:
         st.binary(max_size=400).map(b64),
         st.binary(max_size=40).map(lambda b: b64(b)[:-1] + "!"),
         st.integers(0, len(HONEST_EXIT)).map(lambda n: b64(HONEST_EXIT[:n])),
-        st.tuples(st.sampled_from([HONEST_EXIT, *HOSTILE_TXS]), st.randoms()).map(
+        st.tuples(st.sampled_from([*HONEST_TXS, *HOSTILE_TXS]), st.randoms()).map(
             lambda pair: b64(mutate(pair[0], pair[1]))),
         st.sampled_from(HOSTILE_TXS).map(b64),
+        st.sampled_from(HONEST_TXS).map(b64),
         st.just(b64(bytes(2000))),
     )
 

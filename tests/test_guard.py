@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 
 import pytest
 import solders.system_program as sysp
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
-from solders.instruction import Instruction
+from solders.instruction import AccountMeta, Instruction
 from solders.pubkey import Pubkey
 from spl.token import instructions as spl
 from spl.token import models as sm
@@ -25,12 +26,14 @@ from lasersell_bot.guard import (
     priority_fee_lamports,
 )
 from tests.txfactory import (
+    BUY_LAMPORTS,
     CU_LIMIT,
     CU_PRICE,
     FEE_ALLOWANCE,
     FEE_ALLOWANCE_USD1,
     HELIUS_TIP,
     MAX_TIP,
+    PUMP_FUN,
     ROUTER,
     ROUTING_FEE,
     TIP_LAMPORTS,
@@ -48,6 +51,7 @@ from tests.txfactory import (
     honest_variants,
     hostile_variants,
     memo,
+    pump_buy,
     pump_sell,
     router,
     sol_transfer,
@@ -374,3 +378,36 @@ def test_the_native_mints_token2022_derivation_is_not_our_wsol() -> None:
     assert check(variant, STATIC).reason == "foreign_transfer"
     honest = _named("buy_pumpswap_wsol_wrap")
     assert check(honest, STATIC).ok
+
+
+def test_our_own_volume_accumulator_may_be_initialised_not_someone_elses() -> None:
+    s = SCENARIO
+    uva = Pubkey.new_unique()
+
+    def init_for(user: Pubkey) -> Instruction:
+        name = b"global:init_user_volume_accumulator"
+        return Instruction(PUMP_FUN, hashlib.sha256(name).digest()[:8], [
+            AccountMeta(s.me, True, True), AccountMeta(user, False, False),
+            AccountMeta(uva, False, True), AccountMeta(sysp.ID, False, False)])
+
+    ours = build(s, [*compute_budget(), create_ata(s, s.mint, TOKEN_2022), init_for(s.me),
+                     pump_buy(s, BUY_LAMPORTS, TOKEN_2022), tip(s)])
+    assert check_transaction(ours, POLICY, s.buy_expect()).ok
+    theirs = build(s, [*compute_budget(), create_ata(s, s.mint, TOKEN_2022), init_for(s.evil),
+                       pump_buy(s, BUY_LAMPORTS, TOKEN_2022), tip(s)])
+    verdict = check_transaction(theirs, POLICY, s.buy_expect())
+    assert (verdict.reason, verdict.instruction) == ("dex_instruction_unknown", 3)
+
+
+def test_what_only_effects_can_vouch_for_is_flagged() -> None:
+    """An exit converting SOL to USD1 passes only with effects verification on, and says so:
+    a caller that simulates only what the static stage cannot vouch for must simulate it."""
+    conversion = _named("exit_usd1_output_for_sol_pair")
+    verdict = check(conversion)
+    assert verdict.ok and verdict.effects_only == ("quote_conversion",)
+    assert verdict.needs_effects
+    assert check(conversion, STATIC).reason == "trade_unverifiable"
+    plain = check(_named("exit_pumpfun_v0"))
+    assert plain.effects_only == () and not plain.needs_effects
+    usd1_buy = check(_named("buy_usd1_pair_paid_in_usd1"))
+    assert usd1_buy.ok and usd1_buy.effects_only == ("stable_coin_buy",)

@@ -32,6 +32,7 @@ from lasersell_bot.guard import (
     GuardPolicy,
     Verdict,
     check_transaction,
+    priority_fee_lamports,
     rent_exempt_lamports,
     static,
 )
@@ -41,12 +42,16 @@ from lasersell_bot.guard.policy import COMPUTE_ID, USD1_ID
 from lasersell_bot.wallet import sign_into_slot
 from tests.txfactory import (
     BUY_LAMPORTS,
+    CU_LIMIT,
+    CU_PRICE,
     DAMM_V2,
+    DBC,
     JITO_TIP,
     MAX_PRIORITY_FEE,
     MAX_TIP,
     MEMO,
     PUMP_SWAP,
+    TIP_LAMPORTS,
     TOKEN,
     TOKEN_2022,
     WSOL,
@@ -57,13 +62,16 @@ from tests.txfactory import (
     build,
     close_account,
     compute_budget,
+    cpmm_swap,
     create_ata,
     dex_lookup_table,
     exit_pumpfun_ixs,
     honest_variants,
     hostile_variants,
+    launchlab,
     memo,
     meteora_swap,
+    pump_buy,
     pump_buy_exact_sol_in,
     pump_sell,
     pump_swap,
@@ -542,3 +550,53 @@ def test_limit_the_sell_price_floor_inside_dex_data_is_not_checked() -> None:
                            sell.accounts)
     tx = build(s, [*compute_budget(), no_floor, tip(s)])
     assert check_transaction(tx, POLICY, s.exit_expect()).ok
+
+
+# --------------------------------------------------------------------------- buy accounting
+
+# Every recognised buy form, built with its maximum input: (name, build(amount)).
+BUY_FORMS = {
+    "pump_buy": lambda n: pump_buy(s_, n),
+    "pump_buy_exact_sol_in": lambda n: pump_buy_exact_sol_in(s_, n),
+    "pump_buy_v2": lambda n: pump_v2(s_, "buy_v2", 10**9, n),
+    "pump_buy_exact_quote_in_v2": lambda n: pump_v2(s_, "buy_exact_quote_in_v2", n, 1),
+    "pumpswap_buy": lambda n: pump_swap(s_, "buy", 10**9, n),
+    "pumpswap_buy_exact_quote_in": lambda n: pump_swap(s_, "buy_exact_quote_in", n, 1),
+    "launchlab_buy_exact_in": lambda n: launchlab(s_, "buy_exact_in", n, 1),
+    "launchlab_buy_exact_out": lambda n: launchlab(s_, "buy_exact_out", 10**9, n),
+    "cpmm_swap_base_input": lambda n: cpmm_swap(s_, "swap_base_input", n, sell=WSOL,
+                                                buy=s_.mint),
+    "cpmm_swap_base_output": lambda n: cpmm_swap(s_, "swap_base_output", n, sell=WSOL,
+                                                 buy=s_.mint),
+    "dbc_swap": lambda n: meteora_swap(s_, DBC, "swap", n, buy=True),
+    "dbc_swap2_exact_in": lambda n: meteora_swap(s_, DBC, "swap2", n, buy=True),
+    "dbc_swap2_exact_out": lambda n: meteora_swap(s_, DBC, "swap2", n, buy=True, mode=2),
+    "damm_v2_swap": lambda n: meteora_swap(s_, DAMM_V2, "swap", n, buy=True),
+    "damm_v2_swap2_partial": lambda n: meteora_swap(s_, DAMM_V2, "swap2", n, buy=True, mode=1),
+}
+
+
+@settings(max_examples=examples(300), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.sampled_from(sorted(BUY_FORMS)),
+                          st.integers(0, 2 * BUY_LAMPORTS)), min_size=1, max_size=2),
+       st.integers(0, 2 * BUY_LAMPORTS))
+def test_every_buy_forms_maximum_input_counts_as_spend(
+        trades: list[tuple[str, int]], wrapped: int) -> None:
+    """A mirror buy is accepted exactly when the larger of the SOL it wraps and the sum of
+    every buy's maximum input, plus tip and priority fee, fits the agreed amount; in an
+    exit, any of these buys is refused."""
+    CASES["guard_buy_forms"] += 1
+    buys = [BUY_FORMS[name](amount) for name, amount in trades]
+    wrap = [sol_transfer(s_.me, s_.ata(WSOL), wrapped)] if wrapped else []
+    tx = build(s_, [*compute_budget(), create_ata(s_, s_.mint), *wrap, *buys, tip(s_)])
+    assume(len(tx) <= POLICY.max_tx_bytes)
+    expect = s_.buy_expect()
+    outlay = (max(wrapped, sum(amount for _, amount in trades)) + TIP_LAMPORTS
+              + priority_fee_lamports(CU_PRICE, CU_LIMIT))
+    verdict = check_transaction(tx, POLICY, expect)
+    if outlay <= expect.max_spend_lamports:
+        assert verdict.ok, verdict.detail
+    else:
+        assert verdict.reason == "buy_amount_mismatch", verdict.detail
+    exit_verdict = check_transaction(tx, EFFECTS, s_.exit_expect())
+    assert exit_verdict.reason == "exit_contains_buy", exit_verdict.detail

@@ -543,7 +543,7 @@ def dex_variants(s: Scenario) -> list[Variant]:
         Variant("exit_usd1_output_for_sol_pair", build(s, [
             *compute_budget(), pump_sell(s), *wrap_ixs(s, BUY_LAMPORTS), create_ata(s, USD1),
             cpmm_swap(s, "swap_base_input", BUY_LAMPORTS, sell=WSOL, buy=USD1),
-            close_account(s, s.me), tip(s)]), exit_),
+            close_account(s, s.me), tip(s)]), exit_, None, "trade_unverifiable"),
         Variant("buy_pumpfun_v2", _buy(s, pump_v2(s, "buy_v2", 10**9, BUY_LAMPORTS), 0,
                                        TOKEN_2022), buy),
         Variant("buy_pumpfun_exact_quote_in_v2", _buy(s, pump_v2(
@@ -558,6 +558,9 @@ def dex_variants(s: Scenario) -> list[Variant]:
                 _buy(s, meteora_swap(s, DBC, "swap2", BUY_LAMPORTS, buy=True, mode=2)), buy),
         Variant("buy_damm_v2_swap", _buy(s, meteora_swap(s, DAMM_V2, "swap", BUY_LAMPORTS,
                                                          buy=True)), buy),
+        Variant("buy_usd1_pair_paid_in_usd1",
+                _buy(s, pump_swap(s, "buy", 10**9, 20_000_000, quote=USD1), 0), buy, None,
+                "buy_input_unverifiable"),
     ]
 
 
@@ -951,6 +954,9 @@ def _landing_attacks(s: Scenario) -> list[Variant]:
         Variant("more_instructions_than_the_runtime_allows",
                 build(s, [*exit_pumpfun_ixs(s), *[memo("") for _ in range(61)]]), exit_,
                 "too_many_instructions"),
+        Variant("fee_payer_as_program",
+                with_raw_instruction(honest, CompiledInstruction(0, b"", bytes([1]))),
+                exit_, "invalid_account_index"),
         Variant("account_index_past_the_keys",
                 with_raw_instruction(honest, CompiledInstruction(n - 1, b"", bytes([200]))),
                 exit_, "invalid_account_index"),

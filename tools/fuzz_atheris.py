@@ -5,8 +5,11 @@
 
 Each input is used twice: as a stream frame (decoded, fed to a ``Session``; an exit or
 mirror signal's transaction goes through the guard) and as raw transaction bytes for the
-guard, seeded with honest and hostile transactions. A crash is any exception, or a guard
-verdict of ``guard_error``. Needs ``pip install atheris`` (wheels for CPython 3.11 on
+guard, seeded with honest and hostile transactions (every DEX trade form, router-shaped
+transactions, lookup tables). The guard runs with effects verification on and off, with
+and without the factory's lookup tables. A crash is any exception, a guard verdict of
+``guard_error``, or an accepted verdict whose routing fees exceed the allowance. Needs
+``pip install atheris`` (wheels for CPython 3.11 on
 x86-64 Linux); without it this prints why and exits 0.
 """
 
@@ -35,7 +38,10 @@ with atheris.instrument_imports(include=["lasersell_bot"]):
 from tests.txfactory import Scenario, honest_variants, hostile_variants
 
 SCENARIO = Scenario()
-POLICY = GuardPolicy.from_config(GuardConfig())
+POLICIES = (GuardPolicy.from_config(GuardConfig()),
+            GuardPolicy.from_config(GuardConfig(simulate="never")))
+TABLES = {key: addresses for variant in honest_variants(SCENARIO) + hostile_variants(SCENARIO)
+          if variant.tables for key, addresses in variant.tables.items()}
 EXIT = SCENARIO.exit_expect()
 BUY = SCENARIO.buy_expect()
 DECODER = protocol.server_decoder()
@@ -53,9 +59,16 @@ SESSION = new_session()
 
 
 def guard(raw: bytes, expect: Expectation) -> None:
-    verdict = check_transaction(raw, POLICY, expect)
-    if verdict.reason == "guard_error":
-        raise AssertionError(f"guard_error: {verdict.detail}")
+    for policy in POLICIES:
+        for tables in (None, TABLES):
+            verdict = check_transaction(raw, policy, expect, tables)
+            if verdict.reason == "guard_error":
+                raise AssertionError(f"guard_error: {verdict.detail}")
+            if verdict.ok and (verdict.fee_lamports > expect.fee_allowance_lamports
+                               or verdict.fee_usd1 > expect.fee_allowance_usd1):
+                raise AssertionError(f"fees over the allowance accepted: {verdict}")
+            if verdict.ok and not policy.verify_effects and verdict.needs_effects:
+                raise AssertionError(f"static-only verdict left work to effects: {verdict}")
 
 
 def test_one_input(data: bytes) -> None:

@@ -1,7 +1,10 @@
 """The guard: what stands between a server-built transaction and the user's signature.
 
-``static`` checks the bytes against the policy with no I/O; ``layout`` walks the wire
-format; ``policy`` holds the program ids, tip accounts, policy and expectation.
+``static`` checks the bytes against the policy with no I/O (the walk, System and Compute
+Budget rules), with ``token`` (SPL Token, Token-2022, ATA rules) and ``dex`` (each DEX's
+known trade forms, buy accounting, traded-mint checks) sharing ``context`` (the walk's
+state); ``layout`` walks the wire format; ``tables`` resolves address lookup tables;
+``policy`` holds the program ids, tip accounts, policy, expectation and verdict.
 """
 
 from lasersell_bot.guard.layout import MalformedTransaction, TxLayout, read_layout

@@ -9,7 +9,6 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass, field
 
-from solders.instruction import CompiledInstruction
 from solders.pubkey import Pubkey
 
 from lasersell_bot.guard.policy import (
@@ -25,6 +24,19 @@ from lasersell_bot.guard.policy import (
 def u64(data: bytes, offset: int) -> int:
     """Little-endian u64 at ``offset``; ``struct.error`` when the data is too short."""
     return int(struct.unpack_from("<Q", data, offset)[0])
+
+
+class Ix:
+    """A compiled instruction as plain values: solders builds new objects on every
+    attribute read, so the walk converts each instruction once (a plain slots class:
+    a frozen dataclass or NamedTuple costs several times more to build)."""
+
+    __slots__ = ("accounts", "data", "program_id_index")
+
+    def __init__(self, program_id_index: int, accounts: bytes, data: bytes) -> None:
+        self.program_id_index = program_id_index
+        self.accounts = accounts
+        self.data = data
 
 
 @dataclass(slots=True)
@@ -68,26 +80,27 @@ class Ctx:
     funded: dict[Pubkey, Funded] = field(default_factory=dict)
     own_accounts: dict[Pubkey, Pubkey] = field(default_factory=dict)  # account -> mint
     unknown_programs: dict[str, None] = field(default_factory=dict)
+    effects_only: dict[str, None] = field(default_factory=dict)  # Verdict.effects_only
 
-    def key(self, ix: CompiledInstruction, pos: int) -> Pubkey | None:
+    def key(self, ix: Ix, pos: int) -> Pubkey | None:
         """Account at ``pos`` of ``ix``; None if missing or an unresolved lookup-table key."""
         accounts = ix.accounts
         if pos >= len(accounts) or accounts[pos] >= len(self.keys):
             return None
         return self.keys[accounts[pos]]
 
-    def is_static(self, ix: CompiledInstruction, pos: int) -> bool:
+    def is_static(self, ix: Ix, pos: int) -> bool:
         accounts = ix.accounts
         return pos < len(accounts) and accounts[pos] < self.num_static
 
-    def ours(self, ix: CompiledInstruction, pos: int) -> bool:
+    def ours(self, ix: Ix, pos: int) -> bool:
         return self.key(ix, pos) == self.expect.wallet
 
-    def ours_from(self, ix: CompiledInstruction, pos: int) -> bool:
+    def ours_from(self, ix: Ix, pos: int) -> bool:
         """Our wallet at ``pos`` or later (authority, or a multisig signer after it)."""
         return any(self.ours(ix, p) for p in range(pos, len(ix.accounts)))
 
-    def mentions_us(self, ix: CompiledInstruction) -> bool:
+    def mentions_us(self, ix: Ix) -> bool:
         return self.ours_from(ix, 0)
 
     def own_wsol(self, account: Pubkey | None) -> bool:

@@ -2,13 +2,15 @@
 
 Each DEX has an allowlist of trade discriminators (Anchor: ``sha256("global:<name>")[:8]``).
 Any other instruction of a built-in DEX (pool creation, deposits, withdrawals, admin) is
-refused: a transaction we sign only trades. For each trade the guard reads which mint it
+refused: a transaction we sign only trades (pump.fun and PumpSwap may also initialise or
+sync our own user volume accumulator). For each trade the guard reads which mint it
 sells and which it buys (from the instruction's mint accounts and, where the program
 decides the direction from the input token account, from which of our accounts is the
 input), then:
 
-* an exit may sell the signal's mint, or convert between quote assets (SOL / WSOL, USD1,
-  USDC), into a quote asset; it never buys a coin and never sells another position;
+* an exit may sell the signal's mint into a quote asset (SOL / WSOL, USD1, USDC), or,
+  with effects verification on, convert between quote assets (a SOL-paired coin sold for
+  USD1); it never buys a coin and never sells another position;
 * a mirror buy may buy the signal's mint (or a quote asset) with a quote asset; the most
   SOL / WSOL each buy may take (its ``max_sol_cost`` / ``amount_in`` / ...) counts as spend.
   A buy paid with USD1 or USDC cannot be bounded in lamports: refused unless effects
@@ -38,10 +40,9 @@ import hashlib
 from dataclasses import dataclass
 from typing import Literal
 
-from solders.instruction import CompiledInstruction
 from solders.pubkey import Pubkey
 
-from lasersell_bot.guard.context import Ctx, u64
+from lasersell_bot.guard.context import Ctx, Ix, u64
 from lasersell_bot.guard.policy import (
     METEORA_DAMM_V2_PROGRAM,
     METEORA_DBC_PROGRAM,
@@ -121,11 +122,25 @@ TRADES: dict[Pubkey, dict[bytes, TradeForm]] = {
 }
 
 
-def check_dex(ctx: Ctx, index: int, ix: CompiledInstruction) -> Verdict | None:
+# Non-trade instructions a trade may need, harmless for our own user: pump.fun and
+# PumpSwap keep a per-user volume accumulator (a PDA of our wallet that we pay rent for and
+# can close). {program: {discriminator: position of the user account}}
+_USER_VOLUME = {_anchor("init_user_volume_accumulator"): 1,
+                _anchor("sync_user_volume_accumulator"): 0}
+AUXILIARY: dict[Pubkey, dict[bytes, int]] = {
+    Pubkey.from_string(PUMP_FUN_PROGRAM): _USER_VOLUME,
+    Pubkey.from_string(PUMP_SWAP_PROGRAM): _USER_VOLUME,
+}
+
+
+def check_dex(ctx: Ctx, index: int, ix: Ix) -> Verdict | None:
     program = ctx.keys[ix.program_id_index]
     data = ix.data
     form = TRADES[program].get(bytes(data[:8]))
     if form is None:
+        user = AUXILIARY.get(program, {}).get(bytes(data[:8]))
+        if user is not None and ctx.ours(ix, user):
+            return None
         return refuse("dex_instruction_unknown", f"{program} instruction "
                        f"{bytes(data[:8]).hex() or '(empty)'} is not a trade the guard knows",
                        index)
@@ -138,7 +153,7 @@ def check_dex(ctx: Ctx, index: int, ix: CompiledInstruction) -> Verdict | None:
     return _judge(ctx, index, form, sold, bought, _max_in(form, data))
 
 
-def _sides(ctx: Ctx, ix: CompiledInstruction,
+def _sides(ctx: Ctx, ix: Ix,
            form: TradeForm) -> tuple[Pubkey, Pubkey] | Verdict:
     """(sold mint, bought mint) of a trade; native SOL is the System program id."""
     base = ctx.key(ix, form.base)
@@ -175,6 +190,14 @@ def _judge(ctx: Ctx, index: int, form: TradeForm, sold: Pubkey, bought: Pubkey,
                            f"({form.name})", index)
         if bought not in QUOTE_ASSETS:
             return refuse("exit_contains_buy", f"an exit buys {bought} ({form.name})", index)
+        if sold != signal:
+            # Converting SOL we hold (not only the proceeds) through a pool the server
+            # picks can lose it all to a skewed pool: only its effects can vouch for it.
+            if not ctx.policy.verify_effects:
+                return refuse("trade_unverifiable", f"an exit converts {sold} into "
+                               f"{bought} ({form.name}); only effects verification can "
+                               "judge that", index)
+            ctx.effects_only.setdefault("quote_conversion")
         return None
     if sold not in QUOTE_ASSETS:
         return refuse("wrong_mint_traded", f"a mirror buy of {signal} sells {sold} "
@@ -187,6 +210,8 @@ def _judge(ctx: Ctx, index: int, form: TradeForm, sold: Pubkey, bought: Pubkey,
     elif not ctx.policy.verify_effects:
         return refuse("buy_input_unverifiable", f"a mirror buy pays with {sold}, which the "
                        "static guard cannot bound in lamports", index)
+    else:
+        ctx.effects_only.setdefault("stable_coin_buy")
     return None
 
 

@@ -89,9 +89,10 @@ class Verdict:
     """Outcome of ``check_transaction``: ``ok`` or refused with a machine ``reason``.
 
     An accepted verdict also says what the static stage could not judge and left to the
-    effects stage (``unknown_programs``, ``fee_lamports`` / ``fee_usd1`` sent to strangers),
-    and what it counted that the effects stage allows for (``tips_lamports``,
-    ``priority_fee_lamports``, ``signatures``).
+    effects stage (``unknown_programs``, ``fee_lamports`` / ``fee_usd1`` sent to strangers,
+    ``effects_only``: other things it let through only because effects verification is on,
+    e.g. ``quote_conversion`` in an exit, ``stable_coin_buy``), and what it counted that the
+    effects stage allows for (``tips_lamports``, ``priority_fee_lamports``, ``signatures``).
     """
 
     ok: bool
@@ -104,11 +105,13 @@ class Verdict:
     tips_lamports: int = 0
     priority_fee_lamports: int = 0
     signatures: int = 1
+    effects_only: tuple[str, ...] = ()
 
     @property
     def needs_effects(self) -> bool:
         """True when only the effects stage can vouch for what was accepted."""
-        return bool(self.unknown_programs or self.fee_lamports or self.fee_usd1)
+        return bool(self.unknown_programs or self.fee_lamports or self.fee_usd1
+                    or self.effects_only)
 
 
 ACCEPTED = Verdict(ok=True)

@@ -47,8 +47,9 @@ What it checks, in order (the first failure wins and names the instruction index
    * Compute Budget: each kind at most once, unit price <= ``max_priority_fee``
      micro-lamports/CU and total priority fee <= ``max_priority_fee_lamports``;
    * Memo: any text. DEX programs (``dex``): only known trade instructions, trading the
-     signal's mint (an exit sells it, or converts between quote assets; a mirror buy
-     buys it with SOL, WSOL or, with effects verification on, a stable coin);
+     signal's mint (an exit sells it, or, with effects verification on, converts between
+     quote assets; a mirror buy buys it with SOL, WSOL or, with effects verification on,
+     a stable coin);
 
 6. every account we funded became ours; a mirror buy's visible SOL outlay (the larger of
    SOL wrapped into our WSOL accounts and what recognised buys may take at most, plus
@@ -72,12 +73,11 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable, Mapping, Sequence
 
-from solders.instruction import CompiledInstruction
 from solders.message import MessageV0
 from solders.pubkey import Pubkey
 from solders.transaction import VersionedTransaction
 
-from lasersell_bot.guard.context import Ctx, Funded, u64
+from lasersell_bot.guard.context import Ctx, Funded, Ix, u64
 from lasersell_bot.guard.dex import TRADES, check_dex
 from lasersell_bot.guard.layout import MalformedTransaction, read_layout
 from lasersell_bot.guard.policy import (
@@ -105,7 +105,7 @@ from lasersell_bot.guard.token import check_ata, check_token, over_fee_allowance
 # (solana-program-runtime MAX_INSTRUCTION_TRACE_LENGTH: 64 invocations in all).
 MAX_INSTRUCTIONS = 64
 
-Rule = Callable[[Ctx, int, CompiledInstruction], Verdict | None]
+Rule = Callable[[Ctx, int, Ix], Verdict | None]
 
 
 # ---------------------------------------------------------------------------
@@ -136,19 +136,22 @@ def _check(tx_bytes: bytes, policy: GuardPolicy, expect: Expectation,
     if isinstance(shape, Verdict):
         return shape
     message = shape.message
-    landing = _check_landing(message)
+    static_keys = tuple(message.account_keys)
+    instructions = [Ix(ix.program_id_index, ix.accounts, ix.data)
+                    for ix in message.instructions]
+    landing = _check_landing(message, len(static_keys), instructions)
     if landing is not None:
         return landing
-    keys = _resolve(message, tables)
+    keys = _resolve(message, static_keys, tables)
     if isinstance(keys, Verdict):
         return keys
     num_required = message.header.num_required_signatures
-    ctx = Ctx(policy, expect, keys, len(message.account_keys), len(message.instructions))
+    ctx = Ctx(policy, expect, keys, len(static_keys), len(instructions))
     for precheck in (_check_duplicates(keys), _check_signers(ctx, num_required),
                      _check_blockhash(bytes(message.recent_blockhash)), _check_mint(ctx)):
         if precheck is not None:
             return precheck
-    for index, ix in enumerate(message.instructions):
+    for index, ix in enumerate(instructions):
         verdict = _check_instruction(ctx, index, ix)
         if verdict is not None:
             return verdict
@@ -175,10 +178,9 @@ def _check_shape(tx_bytes: bytes) -> VersionedTransaction | Verdict:
         return refuse("undecodable", str(exc))
 
 
-def _check_landing(message: object) -> Verdict | None:
+def _check_landing(message: object, num_keys: int, instructions: list[Ix]) -> Verdict | None:
     """What the runtime's sanitizer would reject: the transaction could never land."""
     header = message.header  # type: ignore[attr-defined]
-    num_keys = len(message.account_keys)  # type: ignore[attr-defined]
     signed = header.num_required_signatures
     if signed == 0 or signed > num_keys:
         return refuse("invalid_header", f"{signed} required signers for {num_keys} keys")
@@ -187,10 +189,16 @@ def _check_landing(message: object) -> Verdict | None:
     if header.num_readonly_unsigned_accounts > num_keys - signed:
         return refuse("invalid_header", f"{header.num_readonly_unsigned_accounts} read-only "
                        f"unsigned keys, but only {num_keys - signed} unsigned keys")
-    instructions = message.instructions  # type: ignore[attr-defined]
     if len(instructions) > MAX_INSTRUCTIONS:
         return refuse("too_many_instructions", f"{len(instructions)} top-level instructions "
                        f"> the runtime's {MAX_INSTRUCTIONS}")
+    for index, ix in enumerate(instructions):
+        if ix.program_id_index == 0:
+            return refuse("invalid_account_index", "the fee payer is named as the program",
+                           index)
+    highest = max((max(ix.accounts) for ix in instructions if ix.accounts), default=-1)
+    if highest < num_keys:
+        return None
     total = num_keys
     if isinstance(message, MessageV0):
         total += sum(len(lookup.writable_indexes) + len(lookup.readonly_indexes)
@@ -202,10 +210,10 @@ def _check_landing(message: object) -> Verdict | None:
     return None
 
 
-def _resolve(message: object, tables: Mapping[Pubkey, Sequence[Pubkey]] | None,
-             ) -> tuple[Pubkey, ...] | Verdict:
-    if tables is None:
-        return tuple(message.account_keys)  # type: ignore[attr-defined]
+def _resolve(message: object, static_keys: tuple[Pubkey, ...],
+             tables: Mapping[Pubkey, Sequence[Pubkey]] | None) -> tuple[Pubkey, ...] | Verdict:
+    if tables is None or not isinstance(message, MessageV0) or not message.address_table_lookups:
+        return static_keys
     try:
         return resolve_keys(message, tables).keys
     except MissingLookupTable as exc:
@@ -213,6 +221,8 @@ def _resolve(message: object, tables: Mapping[Pubkey, Sequence[Pubkey]] | None,
 
 
 def _check_duplicates(keys: tuple[Pubkey, ...]) -> Verdict | None:
+    if len(set(keys)) == len(keys):
+        return None
     seen: set[Pubkey] = set()
     for key in keys:
         if key in seen:
@@ -247,7 +257,7 @@ def _check_mint(ctx: Ctx) -> Verdict | None:
     return None
 
 
-def _check_instruction(ctx: Ctx, index: int, ix: CompiledInstruction) -> Verdict | None:
+def _check_instruction(ctx: Ctx, index: int, ix: Ix) -> Verdict | None:
     program = ctx.keys[ix.program_id_index]
     if program not in ctx.policy.programs:
         if ctx.policy.verify_effects:
@@ -286,7 +296,7 @@ def _check_totals(ctx: Ctx, num_required: int) -> Verdict:
     return Verdict(ok=True, unknown_programs=tuple(ctx.unknown_programs),
                    fee_lamports=tally.fee_lamports, fee_usd1=tally.fee_usd1,
                    tips_lamports=tally.tips, priority_fee_lamports=fee,
-                   signatures=num_required)
+                   signatures=num_required, effects_only=tuple(ctx.effects_only))
 
 
 # ---------------------------------------------------------------------------
@@ -307,7 +317,7 @@ _SYS_REFUSED = {
 }
 
 
-def _check_system(ctx: Ctx, index: int, ix: CompiledInstruction) -> Verdict | None:
+def _check_system(ctx: Ctx, index: int, ix: Ix) -> Verdict | None:
     data = ix.data
     if len(data) < 4:
         return refuse("undecodable", "system instruction without discriminant", index)
@@ -367,7 +377,7 @@ def _create_args(data: bytes, tag: int) -> tuple[int, int, Pubkey]:
     return int(lamports), int(space), Pubkey.from_bytes(owner)
 
 
-def _check_create(ctx: Ctx, index: int, ix: CompiledInstruction, tag: int) -> Verdict | None:
+def _check_create(ctx: Ctx, index: int, ix: Ix, tag: int) -> Verdict | None:
     """An account we fund must end up ours: System-owned (only a seed account of our
     wallet can be created here: any other new account would have to sign), or a token
     account initialised for us in this transaction (checked at the end)."""
@@ -398,7 +408,7 @@ def _check_create(ctx: Ctx, index: int, ix: CompiledInstruction, tag: int) -> Ve
 _COMPUTE_DATA_SIZES = {1: 5, 2: 5, 3: 9, 4: 5}
 
 
-def _check_compute(ctx: Ctx, index: int, ix: CompiledInstruction) -> Verdict | None:
+def _check_compute(ctx: Ctx, index: int, ix: Ix) -> Verdict | None:
     data = ix.data
     tag = data[0] if data else -1
     if tag not in _COMPUTE_DATA_SIZES:

@@ -10,10 +10,9 @@ by our wallet.
 
 from __future__ import annotations
 
-from solders.instruction import CompiledInstruction
 from solders.pubkey import Pubkey
 
-from lasersell_bot.guard.context import Ctx, u64
+from lasersell_bot.guard.context import Ctx, Ix, u64
 from lasersell_bot.guard.policy import (
     TOKEN_PROGRAM_IDS,
     USD1_ID,
@@ -43,7 +42,7 @@ _TOKEN_INITS = frozenset({1, 16, 18})  # initialize_account, _account2, _account
 _FUNDED_ALLOWED = _TOKEN_INITS | {21, 22}
 
 
-def check_token(ctx: Ctx, index: int, ix: CompiledInstruction) -> Verdict | None:
+def check_token(ctx: Ctx, index: int, ix: Ix) -> Verdict | None:
     data = ix.data
     if not data:
         return refuse("undecodable", "token instruction without discriminant", index)
@@ -71,7 +70,7 @@ def check_token(ctx: Ctx, index: int, ix: CompiledInstruction) -> Verdict | None
                    f"token instruction {tag} mentions our wallet", index)
 
 
-def _init(ctx: Ctx, index: int, ix: CompiledInstruction, tag: int) -> Verdict | None:
+def _init(ctx: Ctx, index: int, ix: Ix, tag: int) -> Verdict | None:
     """An account we just created and funded must be initialised with us as its owner:
     otherwise its rent (and, in a buy, the wrapped SOL) belongs to someone else."""
     account = ctx.key(ix, 0)
@@ -90,7 +89,7 @@ def _init(ctx: Ctx, index: int, ix: CompiledInstruction, tag: int) -> Verdict | 
                    f"initialises the account we funded ({account}) for {shown}", index)
 
 
-def _transfer(ctx: Ctx, index: int, ix: CompiledInstruction, *, dest_pos: int,
+def _transfer(ctx: Ctx, index: int, ix: Ix, *, dest_pos: int,
               mint_pos: int | None, authority: int) -> Verdict | None:
     if not ctx.ours_from(ix, authority):
         return None
@@ -111,7 +110,7 @@ def _transfer(ctx: Ctx, index: int, ix: CompiledInstruction, *, dest_pos: int,
                    f"token transfer from our wallet to {shown}, not our own account", index)
 
 
-def _fee_transfer(ctx: Ctx, index: int, ix: CompiledInstruction, program: Pubkey,
+def _fee_transfer(ctx: Ctx, index: int, ix: Ix, program: Pubkey,
                   mint_pos: int | None) -> Verdict | bool | None:
     """A WSOL or USD1 transfer from our account to a stranger, counted as a routing fee.
     None: not such a transfer (the caller refuses it); True: counted; Verdict: over."""
@@ -143,7 +142,7 @@ def over_fee_allowance(ctx: Ctx, index: int) -> Verdict | None:
     return None
 
 
-def _close(ctx: Ctx, index: int, ix: CompiledInstruction) -> Verdict | None:
+def _close(ctx: Ctx, index: int, ix: Ix) -> Verdict | None:
     if not ctx.ours_from(ix, 2) or ctx.ours(ix, 1):
         return None
     dest = ctx.key(ix, 1)
@@ -151,7 +150,7 @@ def _close(ctx: Ctx, index: int, ix: CompiledInstruction) -> Verdict | None:
     return refuse("close_to_foreign", f"close_account sends rent to {shown}", index)
 
 
-def check_ata(ctx: Ctx, index: int, ix: CompiledInstruction) -> Verdict | None:
+def check_ata(ctx: Ctx, index: int, ix: Ix) -> Verdict | None:
     tag = ix.data[0] if ix.data else 0
     if tag == 2:
         return None

@@ -279,3 +279,16 @@ def test_promise_defaults_are_strict() -> None:
     bare = Promise(ME, "exit", MINT)
     addresses, pre, post = honest_exit()
     assert judge(bare, addresses, pre, post).reason == "effects_sells_too_much"
+
+
+def test_a_payout_in_another_quote_asset_cannot_be_valued() -> None:
+    """A SOL position paid out in USD1: no price to compare with, so refused, and named."""
+    addresses, pre, post = honest_exit()
+    my_usd1 = Keypair().pubkey()
+    addresses.append(my_usd1)
+    pre.append(None)
+    post.append(tokens(USD1_ID, 300_000_000))
+    post[0] = wallet(5 * SOL - RENT - COSTS)
+    verdict = judge(EXIT, addresses, pre, post)
+    assert verdict.reason == "effects_quote_unvalued"
+    assert str(USD1_ID) in verdict.detail

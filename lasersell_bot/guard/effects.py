@@ -37,11 +37,14 @@ from solders.pubkey import Pubkey
 from lasersell_bot.guard.policy import (
     SYSTEM_ID,
     TOKEN_PROGRAM_IDS,
+    USD1_ID,
     WSOL_ID,
     Kind,
 )
 
 BPS = 10_000
+USDC_ID = Pubkey.from_string("EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v")
+QUOTE_MINTS = frozenset({WSOL_ID, USD1_ID, USDC_ID})
 TOKEN_ACCOUNT_SIZE = 165
 _ACCOUNT_TYPE_ACCOUNT = 2  # Token-2022: byte 165 of an extended account says what it is
 _STATE_UNINITIALIZED = 0
@@ -306,7 +309,7 @@ def _balances(promise: Promise, before: _Ledger, after: _Ledger) -> EffectsVerdi
     if drained is not None:
         return _refuse("effects_token_drained", drained, deltas)
     if promise.kind == "exit":
-        return _exit_balances(promise, deltas, sol_quote)
+        return _exit_balances(promise, deltas, sol_quote, before, after)
     return _buy_balances(promise, deltas, sol_quote)
 
 
@@ -322,7 +325,8 @@ def _drained_token(promise: Promise, before: _Ledger, after: _Ledger) -> str | N
     return None
 
 
-def _exit_balances(promise: Promise, deltas: Deltas, sol_quote: bool) -> EffectsVerdict:
+def _exit_balances(promise: Promise, deltas: Deltas, sol_quote: bool, before: _Ledger,
+                   after: _Ledger) -> EffectsVerdict:
     if deltas.mint >= 0:
         return _refuse("effects_sells_nothing", f"our balance of {promise.mint} would not "
                        f"fall ({deltas.mint:+d})", deltas)
@@ -334,9 +338,23 @@ def _exit_balances(promise: Promise, deltas: Deltas, sol_quote: bool) -> Effects
                        f"than every fee allowed ({promise.fee_budget})", deltas)
     if deltas.quote < promise.min_quote_gain:
         unit = "lamports" if sol_quote else f"units of {promise.quote_mint}"
+        other = _other_quote_gained(promise, before, after)
+        if other is not None:
+            return _refuse("effects_quote_unvalued", f"paid {other} instead of the "
+                           f"position's quote asset ({deltas.quote:+d} {unit}); the guard "
+                           "has no price to value it against the signal", deltas)
         return _refuse("effects_proceeds_too_low", f"we would receive {deltas.quote:+d} "
                        f"{unit}, at least {promise.min_quote_gain} expected", deltas)
     return EffectsVerdict(True, deltas=deltas)
+
+
+def _other_quote_gained(promise: Promise, before: _Ledger, after: _Ledger) -> str | None:
+    """A quote asset other than the position's that our balance of would rise in."""
+    for mint in QUOTE_MINTS - {promise.quote_mint}:
+        gained = after.token(mint) - before.token(mint)
+        if gained > 0 and mint != WSOL_ID:
+            return f"{gained} units of {mint}"
+    return None
 
 
 def _buy_balances(promise: Promise, deltas: Deltas, sol_quote: bool) -> EffectsVerdict:

@@ -46,9 +46,10 @@ from lasersell_bot.config import load_config
 from lasersell_bot.daemon import Daemon
 from lasersell_bot.sim import rpc as sim_rpc
 from lasersell_bot.sim.chain import MEMO_PROGRAM_ID, SimChain, SwapOrder, decode_transaction
+from lasersell_bot.sim.router import MINT as ROUTER_MINT
+from lasersell_bot.sim.router import ROUTER_PROGRAM_ID, RouterOrder
 from lasersell_bot.sim.rpc import SimRpcServer
 from lasersell_bot.sim.stream_server import SimStreamServer, ws_text_frame
-from lasersell_bot.sim.txbuild import ChainTxFactory
 from lasersell_bot.sim.world import LAMPORTS_PER_SOL, SimWorld
 from lasersell_bot.wallet import Wallets
 
@@ -149,7 +150,7 @@ def fault_world(*, slot_ms: float = 20, resignal_after_s: float | None = None,
     """A ``SimWorld`` whose stream server is a ``FaultStreamServer``."""
     world = SimWorld(slot_ms=slot_ms)
     world.stream = FaultStreamServer(
-        "127.0.0.1", stream_port, tx_factory=ChainTxFactory(world.chain),
+        "127.0.0.1", stream_port, tx_factory=world.factory,
         require_registration=True, resignal_after_s=resignal_after_s)
     return world
 
@@ -164,7 +165,7 @@ async def restart_stream(world: SimWorld, *, keep_state: bool,
     port = old.port
     await old.stop()
     new = FaultStreamServer(
-        "127.0.0.1", port, tx_factory=ChainTxFactory(world.chain),
+        "127.0.0.1", port, tx_factory=world.factory,
         require_registration=True, resignal_after_s=old._resignal_after_s)
     new._session_ids = itertools.count(first_session_id)
     if keep_state:
@@ -260,14 +261,27 @@ def _parse_sell(raw: str) -> tuple[tuple[str, str], _Sell] | None:
         return None
     keys = tx.message.account_keys
     for ix in tx.message.instructions:
-        if keys[ix.program_id_index] != MEMO_PROGRAM_ID:
-            continue
-        with contextlib.suppress(ValueError, UnicodeDecodeError):
+        found = _sold(keys, ix)
+        if found is not None:
+            mint, amount = found
+            sell = _Sell(str(tx.signatures[0]), tx.message.recent_blockhash,
+                         time.monotonic(), amount)
+            return (str(keys[0]), str(mint)), sell
+    return None
+
+
+def _sold(keys: Any, ix: Any) -> tuple[Pubkey, int] | None:
+    """(mint, tokens) of a sell: the simulator's swap memo, or its router instruction."""
+    program = keys[ix.program_id_index]
+    with contextlib.suppress(ValueError, UnicodeDecodeError, IndexError):
+        if program == MEMO_PROGRAM_ID:
             order = SwapOrder.parse(bytes(ix.data).decode())
             if order is not None and order.side == "sell":
-                sell = _Sell(str(tx.signatures[0]), tx.message.recent_blockhash,
-                             time.monotonic(), order.amount_in)
-                return (str(keys[0]), str(order.mint)), sell
+                return order.mint, order.amount_in
+        elif program == ROUTER_PROGRAM_ID:
+            routed = RouterOrder.decode(bytes(ix.data))
+            if routed.side == "sell":
+                return keys[ix.accounts[ROUTER_MINT]], routed.amount_in
     return None
 
 

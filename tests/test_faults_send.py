@@ -177,8 +177,10 @@ async def test_accepted_but_never_landed_waits_for_expiry_before_a_new_sell(
 
 async def test_slippage_failure_on_chain_is_retried_with_more_slippage(tmp_path: Path) -> None:
     """The price falls while the first sends are held up: the sell fails on chain
-    (slippage). Only then does the daemon ask again, with bumped slippage."""
-    async with start_daemon(tmp_path, send=FAST_SEND) as run:
+    (slippage). Only then does the daemon ask again, with bumped slippage. (Static
+    guard only: with effects verification the simulation would catch the fall first.)"""
+    async with start_daemon(tmp_path, send=FAST_SEND, guard={"simulate": "never"}) as run:
+        run.world.tx_shape = "direct"  # the router is refused on sight without simulation
         audit = SendAudit(run.world.chain).watch(run.world.rpc)
         faults = FaultLog()
         faults.add(run.world.rpc, "sendTransaction", "http_500", 2, delay=0.3)
@@ -194,6 +196,25 @@ async def test_slippage_failure_on_chain_is_retried_with_more_slippage(tmp_path:
         assert audit.violations == [] and audit.double_sales() == {}
         assert run.world.chain.token_balance(token) == 0
         report_figures("slippage-retry", faults=faults.fired(), lost=0, duplicates=0)
+
+
+async def test_slippage_caught_in_simulation_is_retried_before_anything_is_sent(
+        tmp_path: Path) -> None:
+    """The price falls 12 % before the exit is simulated, past the transaction's 10 %
+    bound: the simulation fails on the DEX's slippage check, nothing is signed, and the
+    daemon asks again with bumped slippage; that one is within bounds and lands."""
+    async with start_daemon(tmp_path, send=FAST_SEND) as run:
+        audit = SendAudit(run.world.chain).watch(run.world.rpc)
+        pid, mint = await run.open()
+        price = run.world.chain.price(Pubkey.from_string(mint)) or 0.0
+        await run.world.set_profit_pct(pid, -25)
+        run.world.chain.set_price(Pubkey.from_string(mint), price * 0.75 * 0.88)
+        await run.sold(pid)
+        sells = audit.sells[(str(run.wallet), mint)]
+        assert [audit.state(s) for s in sells] == ["landed"]  # the first was never sent
+        assert run.daemon.metrics.guard_refusals.get("simulation_slippage") == 1
+        assert [r.slippage_bps for r in retry_requests(run)] == [1500]
+        assert audit.violations == [] and audit.double_sales() == {}
 
 
 async def test_ladder_levels_under_send_faults_sell_each_level_once(tmp_path: Path) -> None:

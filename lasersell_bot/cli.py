@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
@@ -16,6 +17,7 @@ from lasersell_bot import __version__
 
 EXIT_BAD_INPUT = 2
 EXIT_RETRY_LATER = 1  # transient: a service manager should restart us
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a reader that left
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -26,6 +28,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         return handler(args)
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # e.g. `lasersell-bot check ... | head`: the reader is gone
+        _silence_stdout()
+        return EXIT_BROKEN_PIPE
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush cannot fail again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    finally:
+        os.close(devnull)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -144,6 +160,9 @@ def _cmd_journal(args: argparse.Namespace) -> int:
         return _fail(str(exc))
     if path is None:
         return _fail("journal: give --path or --config")
+    if not os.path.exists(os.path.expanduser(path)):
+        return _fail(f"journal {path}: no such file (a typo in the path, or no daemon has "
+                     "run with this journal.path yet)")
     reader = JournalReader(path)
     try:
         rows = reader.recent_trades(args.limit)

@@ -39,6 +39,7 @@ from lasersell_bot.config import (
     dump_config,
     load_config,
 )
+from lasersell_bot.config_toml import render_config
 from lasersell_bot.logs import register_secret
 from lasersell_bot.wallet import WalletError, b58decode, load_keypair
 
@@ -443,7 +444,7 @@ def write_plan(plan: Plan) -> Config:
     """Write the key file (if new) and the config, then load the config back."""
     if plan.key.new is not None:
         write_private(plan.key.path, solana_json(plan.key.new), overwrite=False)
-    text = _HEADER + dump_config(plan.config)
+    text = _HEADER + render_config(plan.config)
     write_private(plan.output, text.encode("utf-8"), overwrite=plan.force)
     try:
         return load_config(plan.output, require_secrets=False)

@@ -5,19 +5,22 @@ from __future__ import annotations
 import builtins
 import getpass
 import json
+import re
 import stat
 import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import msgspec
 import pytest
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 
 from lasersell_bot import init
 from lasersell_bot.cli import main
-from lasersell_bot.config import SECRET_SOURCES, load_config
+from lasersell_bot.config import SECRET_SOURCES, Config, dump_config, load_config, table_struct
+from lasersell_bot.config_toml import render_config
 from lasersell_bot.wallet import load_keypair
 
 API_KEY = "init-test-api-key-7f3a9c"
@@ -404,3 +407,90 @@ def test_interactive_end_of_input_writes_nothing(
     assert code == 2
     assert "input ended before init finished; nothing was written" in err
     assert list(tmp_path.iterdir()) == []
+
+
+# --------------------------------------------------------------------------- the written TOML
+
+
+README_SNIPPETS = """
+[[wallets]]
+keypair_path = "second.json"
+label = "second"
+
+[[watch_wallets]]
+pubkey = "9WzDXwBbmkg8ZTbNMqUxvQRAyrZzDsGYdLVL9zYtAWWM"
+auto_buy_sol = 0.1
+
+[[strategy.take_profit_levels]]
+profit_pct = 100.0
+sell_pct = 50.0
+"""
+
+
+def written_keys(text: str) -> dict[str, set[str]]:
+    """``{table path: keys}`` of a written config; ``# key =`` comment lines count."""
+    tables: dict[str, set[str]] = {}
+    current: set[str] = set()
+    for raw in text.splitlines():
+        line = raw.removeprefix("# ").strip()
+        header = re.fullmatch(r"\[\[?([a-z_.]+)\]\]?.*", line)
+        if header:
+            current = tables.setdefault(header.group(1), set())
+        elif re.match(r"[a-z0-9_]+ =", line):
+            current.add(line.split(" =", 1)[0])
+    return tables
+
+
+def schema_keys(struct: type[msgspec.Struct] = Config, path: str = "") -> dict[str, set[str]]:
+    tables: dict[str, set[str]] = {}
+    for info in msgspec.structs.fields(struct):
+        nested = table_struct(info.type)
+        dotted = f"{path}.{info.name}" if path else info.name
+        if nested is not None:
+            tables.update(schema_keys(nested, dotted))
+        elif path:
+            tables.setdefault(path, set()).add(info.name)
+    return tables
+
+
+def test_init_writes_every_key_as_tables_the_readme_snippets_can_extend(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = run(capsys, *flags(tmp_path, "--new-keypair", str(tmp_path / "k.json")))
+    assert code == 0, err
+    config_path = tmp_path / "bot.toml"
+    text = config_path.read_text()
+    assert written_keys(text) == schema_keys()
+    assert "wallets = [" not in text and "watch_wallets = []" not in text
+    write_key(tmp_path / "second.json", Keypair())
+    config_path.write_text(text + README_SNIPPETS)
+
+    cfg = load_config(config_path, env={"LASERSELL_API_KEY": API_KEY})
+    assert [w.label for w in cfg.wallets] == ["main", "second"]
+    assert [w.auto_buy_sol for w in cfg.watch_wallets] == [0.1]
+    assert [(lv.profit_pct, lv.sell_pct) for lv in cfg.strategy.take_profit_levels] == [
+        (100.0, 50.0)]
+
+
+def test_rendered_config_round_trips_with_every_section_filled(tmp_path: Path) -> None:
+    cfg = msgspec.convert({
+        "stream": {"api_key": "k", "url": "ws://127.0.0.1:1/v1/ws"},
+        "wallets": [{"keypair_path": str(write_key(tmp_path / "a.json", Keypair()))}],
+        "strategy": {"stop_loss_pct": 10.0,
+                     "take_profit_levels": [{"profit_pct": 20.0, "sell_pct": 50.0}]},
+        "mirror": {"min_liquidity_sol": 3.0},
+        "watch_wallets": [{"pubkey": "9WzDXwBbmkg8ZTbNMqUxvQRAyrZzDsGYdLVL9zYtAWWM"}],
+        "notify": {"webhook_url": "https://hooks.example/x"},
+    }, Config)
+    path = tmp_path / "c.toml"
+    path.write_text(render_config(cfg))
+    path.chmod(0o600)
+    assert load_config(path, env={}) == load_config(
+        _dumped(tmp_path, cfg), env={})
+
+
+def _dumped(tmp_path: Path, cfg: Config) -> Path:
+    path = tmp_path / "dumped.toml"
+    path.write_text(dump_config(cfg))
+    path.chmod(0o600)
+    return path

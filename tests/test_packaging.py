@@ -451,3 +451,30 @@ def test_lock_is_closed_under_requirements() -> None:
                 )
     assert checked >= len(runtime_requirements())
 
+
+
+# --------------------------------------------------------------------------- install instructions
+
+
+INSTALL_DOCS = [REPO / "README.md", REPO / "Dockerfile", *UNITS.values()]
+
+
+def pypi_installs(text: str) -> list[str]:
+    """``pip``/``pipx install`` commands that fetch lasersell-bot from PyPI by name."""
+    return [m.group(0) for m in re.finditer(
+        r"\bpipx? install(?: --?[\w-]+(?:=\S+)?)* ['\"]?lasersell[-_]bot\b(?![\w./-])", text)]
+
+
+def test_install_instructions_never_promise_a_pypi_package() -> None:
+    found = {path.name: pypi_installs(path.read_text()) for path in INSTALL_DOCS}
+    assert all(not commands for commands in found.values()), found
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    assert "Private :: Do Not Upload" in project["classifiers"]
+
+
+def test_pypi_install_finder_sees_a_package_name_but_not_a_path() -> None:
+    assert pypi_installs("Installed with `pipx install lasersell-bot` or") == [
+        "pipx install lasersell-bot"]
+    assert pypi_installs("pip install -U lasersell_bot") == ["pip install -U lasersell_bot"]
+    assert pypi_installs("pipx install /path/to/lasersell-bot && pip install .") == []
+    assert pypi_installs("pip install ./lasersell-bot/") == []

@@ -312,9 +312,59 @@ def test_dockerfile_state_volume_and_pinned_base(dockerfile: list[tuple[str, str
     env = " ".join(rest for word, rest in stage if word == "ENV").split()
     assert "STATE_DIRECTORY=/var/lib/lasersell-bot" in env
     base = _only(dockerfile, "ARG")
-    assert re.fullmatch(r"PYTHON_IMAGE=python:3\.11\.\d+-slim(-\w+)?", base), base
+    assert re.fullmatch(r"PYTHON_IMAGE=python:3\.11\.\d+-slim(-\w+)?@sha256:[0-9a-f]{64}",
+                        base), base
     runs = " ".join(rest for word, rest in dockerfile if word == "RUN")
-    assert "-r /tmp/requirements.lock" in runs and "--no-deps /src" in runs
+    assert "--require-hashes" in runs and "-r /tmp/requirements.lock" in runs
+    assert "--no-deps /src" in runs
+
+
+def test_dockerfile_documents_how_the_base_digest_is_taken() -> None:
+    text = (REPO / "Dockerfile").read_text()
+    assert "imagetools inspect" in text and "tools/docker-base.sh" in text
+
+
+BUILDKIT_ONLY = [
+    (r"^#\s*syntax\s*=", "a # syntax= line"),
+    (r"^\s*RUN\s+--(mount|network|security)", "RUN --mount/--network/--security"),
+    (r"^\s*(COPY|ADD)\s+[^\n]*--(link|chmod|exclude|parents)\b", "COPY --link/--chmod/..."),
+    (r"<<-?\s*['\"]?[A-Z]+", "a heredoc"),
+]
+
+
+def buildkit_only_features(text: str) -> list[str]:
+    return [what for pattern, what in BUILDKIT_ONLY
+            if re.search(pattern, text, re.MULTILINE | re.IGNORECASE)]
+
+
+def test_dockerfile_builds_with_the_legacy_builder() -> None:
+    """Debian's docker.io has no BuildKit: nothing in the Dockerfile may need it."""
+    assert buildkit_only_features((REPO / "Dockerfile").read_text()) == []
+
+
+def test_buildkit_feature_finder_sees_each_feature() -> None:
+    assert buildkit_only_features("# syntax=docker/dockerfile:1\nFROM x\n") == [
+        "a # syntax= line"]
+    assert buildkit_only_features("RUN --mount=type=cache,target=/r pip install a\n") == [
+        "RUN --mount/--network/--security"]
+    assert buildkit_only_features("COPY --chmod=0755 a /b\n") == ["COPY --link/--chmod/..."]
+
+
+def test_make_test_does_not_need_docker() -> None:
+    makefile = (REPO / "Makefile").read_text()
+    rule = re.search(r"^test:(.*)\n((?:\t.*\n)+)", makefile, re.MULTILINE)
+    assert rule is not None
+    assert "docker" not in rule.group(0)
+    assert re.search(r"^docker-test:", makefile, re.MULTILINE)
+
+
+def test_docker_test_skips_with_a_reason_without_a_daemon() -> None:
+    result = subprocess.run(
+        [sys.executable, str(REPO / "tools" / "docker_test.py")], capture_output=True,
+        text=True, timeout=60, check=False,
+        env={**os.environ, "DOCKER": "/nonexistent/docker"})
+    assert (result.returncode, result.stdout.strip()) == (
+        0, "docker-test: SKIPPED: no docker client on PATH; nothing was built or run")
 
 
 def test_dockerfile_healthcheck_command_probes_healthz(dockerfile: list[tuple[str, str]]) -> None:

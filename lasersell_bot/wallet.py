@@ -60,6 +60,10 @@ class WalletError(Exception):
     """A key could not be loaded or used. Messages never contain key material."""
 
 
+class PassphraseNeeded(WalletError):
+    """An encrypted keystore, and no passphrase in the environment or credentials."""
+
+
 class SigningRefused(WalletError):
     """We will not sign these bytes; ``reason`` is a machine code."""
 
@@ -234,7 +238,7 @@ def _load_keystore(path: Path, raw: bytes, env: Mapping[str, str]) -> Keypair:
     store = _parse_keystore(path, raw)
     passphrase = resolve_passphrase(env)
     if passphrase is None:
-        raise WalletError(f"keystore {path} is encrypted: set {PASSPHRASE_ENV}, "
+        raise PassphraseNeeded(f"keystore {path} is encrypted: set {PASSPHRASE_ENV}, "
                           f"{PASSPHRASE_FILE_ENV} or the systemd credential {CREDENTIAL_NAME}")
     register_secret(passphrase)
     secret = _decrypt_keystore(path, store, passphrase)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import builtins
 import getpass
 import json
@@ -17,10 +18,11 @@ import pytest
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 
-from lasersell_bot import init
+from lasersell_bot import cli, init
 from lasersell_bot.cli import main
 from lasersell_bot.config import SECRET_SOURCES, Config, dump_config, load_config, table_struct
 from lasersell_bot.config_toml import render_config
+from lasersell_bot.seed_phrase import keypair_from_phrase
 from lasersell_bot.wallet import load_keypair
 
 API_KEY = "init-test-api-key-7f3a9c"
@@ -230,7 +232,8 @@ def test_an_existing_key_file_is_never_overwritten_even_with_force(
 
 @pytest.mark.parametrize(("drop", "named"), [
     ("--rpc-url", "--rpc-url is required"),
-    ("--new-keypair", "--keypair, --new-keypair or --import-base58-file is required"),
+    ("--new-keypair", "--keypair, --new-keypair, --import-base58-file, "
+                      "--import-seed-phrase-file or --new-seed-phrase is required"),
     ("--stop-loss-pct", "--target-profit-pct or --stop-loss-pct is required"),
 ])
 def test_missing_required_flag_is_named(
@@ -494,3 +497,99 @@ def _dumped(tmp_path: Path, cfg: Config) -> Path:
     path.write_text(dump_config(cfg))
     path.chmod(0o600)
     return path
+
+
+# --------------------------------------------------------------------------- seed phrases
+
+
+OKX_PHRASE = "famous grow judge chair narrow auction order repeat hungry endless market taxi"
+OKX_SECRET_B58 = ("42gxtUbib5ETVJAX8aMYrLG3XahGnMXvAHXa4TkhWZJ6ev64bzPXsRQzYEmQvriQwHeWjEu8"
+                  "JqwpyRYCR7hYUnAG")  # tests/test_seed_phrase.py says where it comes from
+
+
+def test_import_seed_phrase_file_writes_phantoms_wallet(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    phrase_file = tmp_path / "phrase.txt"
+    phrase_file.write_text(OKX_PHRASE + "\n")
+    key_path = tmp_path / "restored.json"
+    code, out, err = run(capsys, *flags(tmp_path, "--import-seed-phrase-file", str(phrase_file),
+                                        "--new-keypair", str(key_path)))
+
+    assert code == 0, err
+    expected = Keypair.from_base58_string(OKX_SECRET_B58)
+    assert load_keypair(key_path) == expected and mode_of(key_path) == 0o600
+    assert f"Wallet pubkey: {expected.pubkey()}" in out
+    assert f"imported from {phrase_file}" in out
+    assert_no_secrets(out + err + (tmp_path / "bot.toml").read_text(), OKX_PHRASE,
+                      *OKX_PHRASE.split()[3:6], *key_secrets(expected))
+
+
+def test_a_bad_seed_phrase_file_names_the_flag_not_the_words(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    phrase_file = tmp_path / "phrase.txt"
+    phrase_file.write_text(OKX_PHRASE.replace("famous grow", "grow famous"))
+    code, out, err = run(capsys, *flags(tmp_path, "--import-seed-phrase-file", str(phrase_file)))
+
+    assert code == 2 and out == ""
+    assert err.startswith(f"lasersell-bot init: --import-seed-phrase-file: {phrase_file}: "
+                          "the checksum does not match")
+    assert not any(word in err for word in ("famous", "narrow", "taxi"))
+    assert not (tmp_path / "wallet.json").exists()
+
+
+def test_no_flag_takes_a_seed_phrase_itself() -> None:
+    """The phrase comes from a hidden prompt or a file, never from argv."""
+    parser = cli._parser()
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            init_parser = action.choices["init"]
+    taking_values = [a.option_strings for a in init_parser._actions
+                     if "phrase" in a.dest and a.nargs != 0]
+    assert taking_values == [["--import-seed-phrase-file"]]
+
+
+def test_interactive_seed_phrase_is_hidden_and_re_asked(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], terminal: Terminal
+) -> None:
+    terminal.script = [
+        ("Wallet keypair:", "s", False),
+        ("Seed phrase, 12 or 24 words (input hidden)", OKX_PHRASE.replace("taxi", "taxo"), True),
+        ("Seed phrase", OKX_PHRASE, True),
+        ("BIP39 passphrase, only if your wallet set one", "", True),
+        ("Write the new keypair file to", "", False),
+    ]
+    code, out, err = run(capsys, "-o", str(tmp_path / "bot.toml"), "--rpc-url", RPC_URL,
+                         "--api-key", API_KEY, "--target-profit-pct", "50",
+                         "--stop-loss-pct", "20", "--send-mode", "rpc")
+
+    assert code == 0, err
+    assert load_keypair(tmp_path / "wallet.json") == Keypair.from_base58_string(OKX_SECRET_B58)
+    assert "word 12 is not in the BIP39 English word list; try again" in err
+    assert_no_secrets(out + err + "".join(terminal.prompts), OKX_PHRASE, "taxo")
+
+
+def test_new_seed_phrase_is_shown_once_and_restores_the_written_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(init, "stdout_is_tty", lambda: True)
+    code, out, err = run(capsys, *flags(tmp_path, "--new-seed-phrase"))
+
+    assert code == 0, err
+    words = re.findall(r"\b\d{1,2}\. ([a-z]+)", out)
+    assert len(words) == 12 and "shown only now and stored nowhere" in out
+    written = load_keypair(tmp_path / "wallet.json")
+    assert written == keypair_from_phrase(" ".join(words))
+    assert len(re.findall(r"(?<!\d)1\. [a-z]+", out)) == 1  # the list is printed once
+    files = (tmp_path / "bot.toml").read_text() + (tmp_path / "wallet.json").read_text()
+    assert " ".join(words) not in files and err == ""
+
+
+def test_new_seed_phrase_is_refused_when_stdout_is_not_a_terminal(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = run(capsys, *flags(tmp_path, "--new-seed-phrase"))
+    assert code == 2 and out == ""
+    assert "--new-seed-phrase shows the new phrase once, on a terminal" in err
+    assert not (tmp_path / "wallet.json").exists() and not (tmp_path / "bot.toml").exists()

@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import shlex
+import socket
 import sys
 import time
 from collections.abc import Awaitable
@@ -132,12 +134,44 @@ def _elapsed_ms(started: float) -> str:
     return f"{(time.monotonic() - started) * 1000:.0f} ms"
 
 
+def describe_connection_error(exc: BaseException) -> str:
+    """What went wrong on the way to a server, in the words a user would search for."""
+    cause = getattr(exc, "os_error", None) or exc
+    if isinstance(exc, aiohttp.ClientConnectorDNSError) or isinstance(cause, socket.gaierror):
+        return "DNS failed (host name not found)"
+    if isinstance(cause, ConnectionRefusedError):
+        return "connection refused (nothing listens on that port)"
+    if isinstance(cause, TimeoutError):
+        return "timed out"
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError | aiohttp.ClientSSLError):
+        return "TLS failed (certificate or protocol)"
+    if isinstance(exc, aiohttp.ServerDisconnectedError) or isinstance(cause, ConnectionResetError):
+        return "the server closed the connection"
+    if isinstance(cause, OSError) and cause.errno in _UNREACHABLE:
+        return _UNREACHABLE[cause.errno]
+    return f"connection error: {type(exc).__name__}"
+
+
+_UNREACHABLE: Final = {errno.EHOSTUNREACH: "host unreachable",
+                       errno.ENETUNREACH: "network unreachable"}
+
+
+def _rpc_failure(exc: RpcError) -> str:
+    """RpcError's text, with a transport failure (its context) described plainly."""
+    text = str(exc)
+    context = exc.__context__
+    if isinstance(context, aiohttp.ClientError):
+        method = text.split(":", 1)[0]
+        return f"{method}: {describe_connection_error(context)}"
+    return text
+
+
 async def rpc_health(confirmer: Confirmer) -> str:
     started = time.monotonic()
     try:
         result = await confirmer.call("getHealth")
     except RpcError as exc:
-        raise StepFailed(f"{exc} ({confirmer.target.display})") from None
+        raise StepFailed(f"{_rpc_failure(exc)} ({confirmer.target.display})") from None
     if result != "ok":
         raise StepFailed(f"answered {result!r} ({confirmer.target.display})")
     return f"ok from {confirmer.target.display} in {_elapsed_ms(started)}"
@@ -148,7 +182,7 @@ async def rpc_blockhash(confirmer: Confirmer) -> str:
     try:
         blockhash, last_valid = await confirmer.latest_blockhash()
     except RpcError as exc:
-        raise StepFailed(f"{exc} ({confirmer.target.display})") from None
+        raise StepFailed(f"{_rpc_failure(exc)} ({confirmer.target.display})") from None
     except (KeyError, TypeError, ValueError) as exc:
         raise StepFailed(f"malformed answer ({type(exc).__name__})") from None
     return f"{blockhash} valid until height {last_valid} ({_elapsed_ms(started)})"
@@ -167,8 +201,7 @@ async def target_reachable(submitter: Submitter, target: Target) -> str:
             await response.read()
             status = response.status
     except aiohttp.ClientError as exc:
-        raise StepFailed(f"{what}: connection error: {type(exc).__name__} "
-                         f"({target.display})") from None
+        raise StepFailed(f"{what}: {describe_connection_error(exc)} ({target.display})") from None
     if status in _REFUSED_KEY_STATUSES:
         raise StepFailed(f"{what}: HTTP {status}, the API key was refused ({target.display})")
     if status >= 400:
@@ -240,7 +273,7 @@ async def open_stream(http: aiohttp.ClientSession, cfg: Config, timeout: float) 
     except TimeoutError:
         raise StepFailed(f"websocket connect: no answer within {timeout:g} s ({where})") from None
     except aiohttp.ClientError as exc:
-        raise StepFailed(f"websocket connect failed: {type(exc).__name__} ({where})") from None
+        raise StepFailed(f"websocket connect: {describe_connection_error(exc)} ({where})") from None
 
 
 async def read_until_ready(ws: _WS, state: Handshake) -> None:

@@ -1,4 +1,4 @@
-"""Command line: ``lasersell-bot {run,demo,check,init,sim,journal}``.
+"""Command line: ``lasersell-bot {run,demo,check,init,sim,wallet,journal}``.
 
 Each subcommand parses its flags, then hands over to the module that owns the
 work. Bad input ends with one clear line on stderr and exit code 2.
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
@@ -16,6 +17,7 @@ from lasersell_bot import __version__
 
 EXIT_BAD_INPUT = 2
 EXIT_RETRY_LATER = 1  # transient: a service manager should restart us
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a reader that left
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -26,6 +28,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         return handler(args)
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # e.g. `lasersell-bot check ... | head`: the reader is gone
+        _silence_stdout()
+        return EXIT_BROKEN_PIPE
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush cannot fail again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    finally:
+        os.close(devnull)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -59,6 +75,18 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("--host", default="127.0.0.1")
     sim.add_argument("--port", type=int, default=8082, help="stream port (RPC uses port+1)")
     sim.set_defaults(handler=_cmd_sim)
+
+    wallet = sub.add_parser("wallet", help="wallet tools: export a private key")
+    wallet_sub = wallet.add_subparsers(dest="wallet_command", required=True, metavar="ACTION")
+    export = wallet_sub.add_parser(
+        "export", help="print a key file's private key (base58, as Phantom imports it)")
+    export.add_argument("--keypair", "-k", required=True,
+                        help="key file: Solana CLI JSON, base58 or LaserSell keystore")
+    export.add_argument("--format", choices=["base58", "json"], default="base58",
+                        help="base58 (wallet apps) or json (Solana CLI array)")
+    export.add_argument("--yes", action="store_true",
+                        help="skip the typed confirmation (stdin is not a terminal)")
+    export.set_defaults(handler=_cmd_wallet_export)
 
     journal = sub.add_parser("journal", help="show recent trades and realized PnL")
     journal.add_argument("--config", "-c", help="config whose journal.path to read")
@@ -149,6 +177,9 @@ def _cmd_journal(args: argparse.Namespace) -> int:
         return _fail(str(exc))
     if path is None:
         return _fail("journal: give --path or --config")
+    if not os.path.exists(os.path.expanduser(path)):
+        return _fail(f"journal {path}: no such file (a typo in the path, or no daemon has "
+                     "run with this journal.path yet)")
     reader = JournalReader(path)
     try:
         rows = reader.recent_trades(args.limit)
@@ -192,15 +223,27 @@ def _add_init_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--keypair", help="existing keypair file (Solana CLI JSON)")
     parser.add_argument("--import-base58-file",
                         help="file holding a base58 secret to import into a new key file")
+    parser.add_argument("--import-seed-phrase-file", metavar="PATH",
+                        help="file holding a BIP39 seed phrase (12-24 words) to restore the "
+                             "wallet Phantom derives from it (m/44'/501'/0'/0')")
+    parser.add_argument("--new-seed-phrase", action="store_true",
+                        help="create a new wallet from a new 12-word seed phrase, shown once")
     parser.add_argument("--new-keypair", metavar="PATH",
-                        help="generate a new keypair file here (with --import-base58-file: "
-                             "write the imported key here; default wallet.json beside the config)")
+                        help="generate a new keypair file here (with an import or "
+                             "--new-seed-phrase: write the key here; default wallet.json beside "
+                             "the config)")
     parser.add_argument("--target-profit-pct", type=float)
     parser.add_argument("--stop-loss-pct", type=float)
     parser.add_argument("--send-mode", choices=["rpc", "helius_sender", "astralane"])
     parser.add_argument("--non-interactive", action="store_true",
                         help="never prompt; fail if something required is missing")
     parser.add_argument("--force", action="store_true", help="overwrite an existing file")
+
+
+def _cmd_wallet_export(args: argparse.Namespace) -> int:
+    from lasersell_bot.wallet_export import run_export
+
+    return run_export(args.keypair, args.format, assume_yes=args.yes)
 
 
 def _cmd_init(args: argparse.Namespace) -> int:

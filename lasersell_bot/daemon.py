@@ -142,6 +142,7 @@ class Daemon:
         if install_signal_handlers:
             self._install_signal_handlers()
         await self.submitter.start(warm=True)
+        clean_stop = False
         try:
             await self._register_wallets()
             await self.notifier.start()
@@ -166,8 +167,11 @@ class Daemon:
                 await self._shutdown(stream_task)
                 for task in background:
                     task.cancel()
+            clean_stop = True
         finally:
             await self._close_resources()
+        if clean_stop:  # not after a failed start: its error is the last word
+            log.info("shutdown_complete")
         return 0
 
     async def _register_wallets(self) -> None:
@@ -196,7 +200,6 @@ class Daemon:
         await self.notifier.stop()
         await self.submitter.close()
         await asyncio.to_thread(self.journal.close)
-        log.info("shutdown_complete")
 
     def request_stop(self) -> None:
         self._stop.set()

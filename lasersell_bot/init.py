@@ -19,7 +19,7 @@ import shlex
 import sys
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final, TypeVar, cast, get_args
 from urllib.parse import urlsplit
@@ -39,7 +39,15 @@ from lasersell_bot.config import (
     dump_config,
     load_config,
 )
+from lasersell_bot.config_toml import render_config
 from lasersell_bot.logs import register_secret
+from lasersell_bot.seed_phrase import (
+    SOLANA_PATH,
+    SeedPhraseError,
+    check_phrase,
+    keypair_from_phrase,
+    new_phrase,
+)
 from lasersell_bot.wallet import WalletError, b58decode, load_keypair
 
 EXIT_OK: Final = 0
@@ -53,10 +61,12 @@ DEFAULT_STOP_LOSS: Final = "20"
 HELIUS_MIN_TIP_LAMPORTS: Final = 1_000_000
 API_KEY_ENV: Final = "LASERSELL_API_KEY"
 ASTRALANE_KEY_ENV: Final = "LASERSELL_ASTRALANE_API_KEY"
-KEY_FLAGS: Final = "--keypair, --new-keypair or --import-base58-file"
+KEY_FLAGS: Final = ("--keypair, --new-keypair, --import-base58-file, --import-seed-phrase-file "
+                    "or --new-seed-phrase")
 SEND_MODES: Final[tuple[str, ...]] = get_args(SendTarget)
 _KEY_CHOICES: Final = {"e": "existing", "existing": "existing", "n": "new", "new": "new",
-                       "i": "import", "import": "import"}
+                       "i": "import", "import": "import", "s": "seed", "seed": "seed",
+                       "p": "new_phrase", "phrase": "new_phrase"}
 _HEADER: Final = (
     "# lasersell-bot config written by `lasersell-bot init`.\n"
     "# Every key is documented in config/example.toml. Secrets can live outside this\n"
@@ -232,7 +242,8 @@ def parse_send_mode(text: str) -> SendTarget:
 def parse_key_choice(text: str) -> str:
     choice = _KEY_CHOICES.get(text.lower())
     if choice is None:
-        raise ValueError("answer e (existing file), n (new keypair) or i (import base58)")
+        raise ValueError("answer e (existing file), n (new keypair), i (import base58), "
+                         "s (restore from a seed phrase) or p (new wallet with a seed phrase)")
     return choice
 
 
@@ -247,6 +258,8 @@ class KeySource:
     pubkey: str
     new: Keypair | None = None
     imported_from: Path | None = None
+    # A new wallet's seed phrase, shown once after the files are written, never stored.
+    new_phrase: str | None = field(default=None, repr=False)
 
 
 def parse_existing_key(text: str) -> KeySource:
@@ -284,32 +297,86 @@ def parse_base58_file(text: str) -> tuple[Path, Keypair]:
     return path, keypair
 
 
+def _key_source_from_flags(args: argparse.Namespace) -> str | None:
+    given = [name for name, flag in (
+        ("existing", args.keypair), ("import", args.import_base58_file),
+        ("seed", args.import_seed_phrase_file), ("new_phrase", args.new_seed_phrase))
+        if flag]
+    if len(given) > 1:
+        raise InitError("give only one of --keypair, --import-base58-file, "
+                        "--import-seed-phrase-file and --new-seed-phrase")
+    if given:
+        return given[0]
+    return "new" if args.new_keypair else None
+
+
 def ask_keypair(args: argparse.Namespace, p: Prompter, output: Path) -> KeySource:
-    if args.keypair and (args.new_keypair or args.import_base58_file):
-        raise InitError("--keypair cannot be combined with --new-keypair or --import-base58-file")
-    if args.keypair:
-        source = "existing"
-    elif args.import_base58_file:
-        source = "import"
-    elif args.new_keypair:
-        source = "new"
-    else:
+    source = _key_source_from_flags(args)
+    if source == "existing" and args.new_keypair:
+        raise InitError("--keypair cannot be combined with --new-keypair")
+    if source is None:
         source = p.value(KEY_FLAGS, None, parse_key_choice,
                          default="n" if p.interactive else None, prompt=(
-            "Wallet keypair: (e)xisting file, (n)ew keypair, (i)mport a base58 secret"))
+            "Wallet keypair: (e)xisting file, (n)ew keypair, (i)mport a base58 secret, "
+            "restore from a (s)eed phrase, or a new wallet with a seed (p)hrase"))
     if source == "existing":
         return p.value("--keypair", args.keypair, parse_existing_key, default=None,
                        prompt="Existing keypair file (Solana CLI JSON)")
-    imported_from, keypair = None, Keypair()
+    imported_from, keypair, phrase = None, Keypair(), None
     if source == "import":
         imported_from, keypair = p.value(
             "--import-base58-file", args.import_base58_file, parse_base58_file, default=None,
             prompt="File holding the base58 secret key")
+    elif source == "seed":
+        imported_from, keypair = ask_seed_phrase(args, p)
+    elif source == "new_phrase":
+        phrase = new_wallet_phrase(p)
+        keypair = keypair_from_phrase(phrase)
     path = p.value("--new-keypair", args.new_keypair, parse_new_key_path,
                    default=str(output.parent / DEFAULT_KEY_NAME),
                    prompt="Write the new keypair file to")
     register_secret(bytes(keypair))
-    return KeySource(path, str(keypair.pubkey()), keypair, imported_from)
+    return KeySource(path, str(keypair.pubkey()), keypair, imported_from, phrase)
+
+
+def ask_seed_phrase(args: argparse.Namespace, p: Prompter) -> tuple[Path | None, Keypair]:
+    """From ``--import-seed-phrase-file`` or a hidden prompt; never from a flag's value."""
+    if args.import_seed_phrase_file:
+        path, phrase = _parse_flag("--import-seed-phrase-file", args.import_seed_phrase_file,
+                                   parse_seed_phrase_file)
+        return path, keypair_from_phrase(phrase)
+    if not p.interactive:
+        raise p.missing("--import-seed-phrase-file")
+    phrase = p.value("--import-seed-phrase-file", None, check_phrase, default=None, secret=True,
+                     prompt="Seed phrase, 12 or 24 words (input hidden)")
+    passphrase = p.value("BIP39 passphrase", None, str, default="", secret=True, prompt=(
+        "BIP39 passphrase, only if your wallet set one (Phantom does not; input hidden)"))
+    return None, keypair_from_phrase(phrase, passphrase)
+
+
+def parse_seed_phrase_file(text: str) -> tuple[Path, str]:
+    """Read a seed phrase from a file without showing any of it."""
+    path = absolute_path(text)
+    try:
+        phrase = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
+    try:
+        return path, check_phrase(phrase)
+    except SeedPhraseError as exc:
+        raise ValueError(f"{path}: {exc}") from None
+
+
+def new_wallet_phrase(p: Prompter) -> str:
+    """A new 12-word phrase, refused where it could not be shown privately."""
+    if not stdout_is_tty():
+        raise InitError("--new-seed-phrase shows the new phrase once, on a terminal, but "
+                        "stdout is not one (it would end up in a file or a log)")
+    return new_phrase()
+
+
+def stdout_is_tty() -> bool:
+    return sys.stdout.isatty()
 
 
 # --------------------------------------------------------------------------- questions
@@ -443,7 +510,7 @@ def write_plan(plan: Plan) -> Config:
     """Write the key file (if new) and the config, then load the config back."""
     if plan.key.new is not None:
         write_private(plan.key.path, solana_json(plan.key.new), overwrite=False)
-    text = _HEADER + dump_config(plan.config)
+    text = _HEADER + render_config(plan.config)
     write_private(plan.output, text.encode("utf-8"), overwrite=plan.force)
     try:
         return load_config(plan.output, require_secrets=False)
@@ -463,6 +530,8 @@ def report(plan: Plan, cfg: Config) -> None:
     if key.imported_from is not None:
         print(f"  imported from {key.imported_from}: delete that file once the new one "
               "is backed up")
+    if key.new_phrase is not None:
+        show_phrase_once(key.new_phrase)
     print(f"RPC host: {urlsplit(cfg.rpc.url).hostname}; send mode: {cfg.send.mode}")
     if cfg.send.mode == "helius_sender":
         print(f"  send.tip_lamports = {cfg.send.tip_lamports} (Helius Sender's minimum tip)")
@@ -472,6 +541,19 @@ def report(plan: Plan, cfg: Config) -> None:
         print(f"API key: not in the file; set {API_KEY_ENV} or the systemd credential "
               "lasersell-api-key before running")
     print(f"Next: lasersell-bot check --config {shlex.quote(str(plan.output))}")
+
+
+def show_phrase_once(phrase: str) -> None:
+    """The new wallet's seed phrase, numbered, with what to do with it."""
+    words = phrase.split()
+    print(f"\nSeed phrase of the new wallet ({len(words)} words, path {SOLANA_PATH}). It is "
+          "shown only now and stored nowhere: write it on paper and keep it offline. "
+          "Anyone who has it controls the wallet; Phantom or `solana-keygen recover` restore "
+          "the wallet from it.")
+    for row in range(0, len(words), 4):
+        print("   " + "".join(f"{i + 1:>3}. {word:<10}" for i, word in
+                              enumerate(words[row:row + 4], row)))
+    print()
 
 
 def run_init(args: argparse.Namespace) -> int:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import errno
 import json
 import os
 from collections.abc import Iterable, Mapping, Sequence
@@ -39,6 +40,7 @@ from lasersell_bot.config import WalletConfig
 from lasersell_bot.guard import MalformedTransaction, TxLayout, read_layout
 from lasersell_bot.logs import register_secret
 
+CONTAINER_ENV = "LASERSELL_CONTAINER"
 PASSPHRASE_ENV = "LASERSELL_WALLET_PASSPHRASE"
 PASSPHRASE_FILE_ENV = "LASERSELL_WALLET_PASSPHRASE_FILE"
 CREDENTIAL_NAME = "wallet-passphrase"
@@ -56,6 +58,10 @@ _B58_INDEX = {ch: i for i, ch in enumerate(_B58_ALPHABET)}
 
 class WalletError(Exception):
     """A key could not be loaded or used. Messages never contain key material."""
+
+
+class PassphraseNeeded(WalletError):
+    """An encrypted keystore, and no passphrase in the environment or credentials."""
 
 
 class SigningRefused(WalletError):
@@ -122,13 +128,33 @@ def _read_private_file(path: Path, what: str) -> bytes:
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError as exc:
-        raise WalletError(f"cannot open {what} file {path}: {exc.strerror}") from None
+        hint = unreadable_hint(os.getuid(), in_container()) if exc.errno == errno.EACCES else ""
+        raise WalletError(f"cannot open {what} file {path}: {exc.strerror}{hint}") from None
     with os.fdopen(fd, "rb") as handle:
         mode = os.fstat(handle.fileno()).st_mode
         if mode & 0o077:
             raise WalletError(f"{what} file {path} has permissions {mode & 0o777:04o}; "
-                              f"run: chmod 600 {path}")
+                              f"{chmod_hint(path, os.getuid(), in_container())}")
         return handle.read()
+
+
+def in_container() -> bool:
+    """True in our Docker image (it sets LASERSELL_CONTAINER), where a key file is a
+    read-only mount whose owner and mode can only be fixed on the host."""
+    return bool(os.environ.get(CONTAINER_ENV))
+
+
+def chmod_hint(path: Path, uid: int, container: bool) -> str:
+    if not container:
+        return f"run: chmod 600 {path}"
+    return (f"on the host, run chmod 600 and chown {uid} on the file mounted at {path} "
+            "(the mount is read-only here)")
+
+
+def unreadable_hint(uid: int, container: bool) -> str:
+    where = "on the host, " if container else ""
+    return (f"; this process runs as uid {uid}: {where}make it the file's owner "
+            f"(chown {uid} FILE) and keep mode 0600")
 
 
 def _keypair_from_json_array(path: Path, text: str) -> Keypair:
@@ -212,7 +238,7 @@ def _load_keystore(path: Path, raw: bytes, env: Mapping[str, str]) -> Keypair:
     store = _parse_keystore(path, raw)
     passphrase = resolve_passphrase(env)
     if passphrase is None:
-        raise WalletError(f"keystore {path} is encrypted: set {PASSPHRASE_ENV}, "
+        raise PassphraseNeeded(f"keystore {path} is encrypted: set {PASSPHRASE_ENV}, "
                           f"{PASSPHRASE_FILE_ENV} or the systemd credential {CREDENTIAL_NAME}")
     register_secret(passphrase)
     secret = _decrypt_keystore(path, store, passphrase)

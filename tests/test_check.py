@@ -8,19 +8,22 @@ RPC, a refused API key, and an ``error`` frame in answer to configure.
 
 from __future__ import annotations
 
+import errno
 import io
 import os
 import socket
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
+import aiohttp
 import msgspec
 import pytest
 import structlog
 from solders.keypair import Keypair
 
-from lasersell_bot.check import run_check
+from lasersell_bot.check import describe_connection_error, run_check
 from lasersell_bot.config import (
     SECRET_SOURCES,
     Config,
@@ -34,6 +37,7 @@ from lasersell_bot.config import (
 from lasersell_bot.protocol import Configure, Ping
 from lasersell_bot.sim.chain import SimChain
 from lasersell_bot.sim.rpc import SimRpcServer
+from lasersell_bot.sim.standalone import config_lines
 from lasersell_bot.sim.stream_server import SimStreamServer
 
 API_KEY = "check-test-api-key-0001"
@@ -138,6 +142,38 @@ async def test_every_check_passes_against_the_simulators(
     assert stream.is_registered(str(keypair.pubkey()))
 
 
+async def test_empty_api_key_passes_against_an_open_local_simulator(
+    tmp_path: Path, rpc: SimRpcServer, keypair: Keypair
+) -> None:
+    """README: ``stream.api_key`` may stay empty for a loopback stream (the simulator)."""
+    async with SimStreamServer() as open_sim:
+        keyless = StreamConfig(url=open_sim.ws_url, api_url=open_sim.api_url)
+        code, lines = await check(write_config(tmp_path, rpc.url, open_sim, keypair,
+                                               stream=keyless))
+        assert code == 0, lines
+        assert line(lines, "registration").startswith("OK   ")
+        assert line(lines, "stream").startswith("OK   ")
+        assert open_sim.is_registered(str(keypair.pubkey()))
+
+
+async def test_the_config_lines_sim_prints_pass_check_in_helius_sender_mode(
+    tmp_path: Path, rpc: SimRpcServer, keypair: Keypair
+) -> None:
+    """``lasersell-bot sim`` prints config lines; with them Helius Sender mode works."""
+    async with SimStreamServer() as open_sim:
+        printed = config_lines(open_sim.ws_url, open_sim.api_url, rpc.url)
+        key_path = write_key(tmp_path / "wallet.json", keypair)
+        config = tmp_path / "sim.toml"
+        config.write_text("\n".join([*printed, 'mode = "helius_sender"', "",
+                                     "[[wallets]]", f'keypair_path = "{key_path}"', "",
+                                     "[strategy]", "stop_loss_pct = 20.0", ""]))
+        code, lines = await check(str(config))
+    port = rpc.url.rsplit(":", 1)[1]
+    assert code == 0, lines
+    assert "GET /ping: HTTP 200" in line(lines, f"target helius_sender(127.0.0.1:{port})")
+    assert f'helius_sender_url = "{rpc.url}/fast"' in printed[-1]
+
+
 async def test_stream_gets_the_daemons_configure_and_a_close_frame(
     tmp_path: Path, rpc: SimRpcServer, stream: SimStreamServer, keypair: Keypair
 ) -> None:
@@ -197,16 +233,37 @@ async def test_rpc_down_fails_the_rpc_steps_and_still_runs_the_stream(
     code, lines = await check(write_config(tmp_path, down, stream, keypair))
 
     assert code == 1
+    refused = "connection refused (nothing listens on that port)"
     assert line(lines, "rpc getHealth") == (
-        f"FAIL rpc getHealth: getHealth: connection error: ClientConnectorError "
-        f"(rpc(127.0.0.1:{closed_port}))")
+        f"FAIL rpc getHealth: getHealth: {refused} (rpc(127.0.0.1:{closed_port}))")
     assert line(lines, "rpc getLatestBlockhash").startswith(
-        "FAIL rpc getLatestBlockhash: getLatestBlockhash: connection error")
+        f"FAIL rpc getLatestBlockhash: getLatestBlockhash: {refused}")
     assert line(lines, f"target rpc(127.0.0.1:{closed_port})").startswith("FAIL ")
     assert line(lines, f"target helius_sender(127.0.0.1:{closed_port})") == (
-        f"FAIL target helius_sender(127.0.0.1:{closed_port}): GET /ping: connection error: "
-        f"ClientConnectorError (helius_sender(127.0.0.1:{closed_port}))")
+        f"FAIL target helius_sender(127.0.0.1:{closed_port}): GET /ping: {refused} "
+        f"(helius_sender(127.0.0.1:{closed_port}))")
     assert line(lines, "stream").startswith("OK   ")
+
+
+def _connector_error(cls: type[aiohttp.ClientConnectorError], os_error: OSError) -> Exception:
+    key = SimpleNamespace(host="rpc.example", port=443, ssl=True)
+    return cls(key, os_error)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("error", "words"), [
+    (_connector_error(aiohttp.ClientConnectorError, ConnectionRefusedError(111, "refused")),
+     "connection refused"),
+    (_connector_error(aiohttp.ClientConnectorDNSError, socket.gaierror(-2, "not known")),
+     "DNS failed"),
+    (_connector_error(aiohttp.ClientConnectorError, TimeoutError()), "timed out"),
+    (aiohttp.ConnectionTimeoutError(), "timed out"),
+    (_connector_error(aiohttp.ClientConnectorError, OSError(errno.EHOSTUNREACH, "no route")),
+     "host unreachable"),
+    (aiohttp.ServerDisconnectedError(), "the server closed the connection"),
+    (aiohttp.ClientPayloadError("cut"), "connection error: ClientPayloadError"),
+])
+def test_connection_errors_are_described_in_plain_words(error: Exception, words: str) -> None:
+    assert describe_connection_error(error).startswith(words)
 
 
 async def test_hanging_rpc_times_out_naming_the_step(

@@ -31,6 +31,7 @@ from lasersell_bot import protocol
 from lasersell_bot.config import load_config
 from lasersell_bot.daemon import reload_plan
 from lasersell_bot.journal import JournalReader, TradeRow
+from lasersell_bot.sim.stream_server import SimStreamServer
 from lasersell_bot.sim.world import LAMPORTS_PER_SOL, SimWorld
 from tests.test_ops import Receiver, _bind, assert_prometheus_text
 
@@ -523,3 +524,26 @@ def test_parse_log_line_strips_the_priority_prefix() -> None:
     assert parse_log_line('{"event": "y"}') == {"event": "y"}
     assert parse_log_line("Traceback (most recent call last):") is None
 
+
+
+@pytest.mark.parametrize(("api", "expected_code", "symptom"), [
+    ("refusing", EXIT_BAD_INPUT, "registration refused"),  # the API said no: fix the config
+    ("unreachable", 1, "registration failed"),  # transient: systemd restarts the daemon
+])
+async def test_failed_registration_exit_codes_match_the_readme(
+        setup: Setup, api: str, expected_code: int, symptom: str) -> None:
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        unreachable = f"http://127.0.0.1:{closed.getsockname()[1]}"
+    async with SimStreamServer(api_keys={"not-the-configured-key"}) as refusing:
+        api_url = refusing.api_url if api == "refusing" else unreachable
+        setup.configure(stream={"api_url": api_url})
+        daemon = await setup.spawn()
+        assert await daemon.wait_exit(20) == expected_code
+    [line] = daemon.stderr
+    assert line.startswith(f"lasersell-bot: wallet {setup.wallet}: {symptom}: ")
+    assert not daemon.events("shutdown_complete")  # the error line is the last word
+    assert "READY=1" not in notify_fields(setup.systemd)
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    [row] = [r for r in readme.splitlines() if r.startswith(f"| `wallet W: {symptom}")]
+    assert f"(exit {expected_code})" in row

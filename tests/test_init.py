@@ -2,22 +2,27 @@
 
 from __future__ import annotations
 
+import argparse
 import builtins
 import getpass
 import json
+import re
 import stat
 import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import msgspec
 import pytest
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 
-from lasersell_bot import init
+from lasersell_bot import cli, init
 from lasersell_bot.cli import main
-from lasersell_bot.config import SECRET_SOURCES, load_config
+from lasersell_bot.config import SECRET_SOURCES, Config, dump_config, load_config, table_struct
+from lasersell_bot.config_toml import render_config
+from lasersell_bot.seed_phrase import keypair_from_phrase
 from lasersell_bot.wallet import load_keypair
 
 API_KEY = "init-test-api-key-7f3a9c"
@@ -227,7 +232,8 @@ def test_an_existing_key_file_is_never_overwritten_even_with_force(
 
 @pytest.mark.parametrize(("drop", "named"), [
     ("--rpc-url", "--rpc-url is required"),
-    ("--new-keypair", "--keypair, --new-keypair or --import-base58-file is required"),
+    ("--new-keypair", "--keypair, --new-keypair, --import-base58-file, "
+                      "--import-seed-phrase-file or --new-seed-phrase is required"),
     ("--stop-loss-pct", "--target-profit-pct or --stop-loss-pct is required"),
 ])
 def test_missing_required_flag_is_named(
@@ -404,3 +410,186 @@ def test_interactive_end_of_input_writes_nothing(
     assert code == 2
     assert "input ended before init finished; nothing was written" in err
     assert list(tmp_path.iterdir()) == []
+
+
+# --------------------------------------------------------------------------- the written TOML
+
+
+README_SNIPPETS = """
+[[wallets]]
+keypair_path = "second.json"
+label = "second"
+
+[[watch_wallets]]
+pubkey = "9WzDXwBbmkg8ZTbNMqUxvQRAyrZzDsGYdLVL9zYtAWWM"
+auto_buy_sol = 0.1
+
+[[strategy.take_profit_levels]]
+profit_pct = 100.0
+sell_pct = 50.0
+"""
+
+
+def written_keys(text: str) -> dict[str, set[str]]:
+    """``{table path: keys}`` of a written config; ``# key =`` comment lines count."""
+    tables: dict[str, set[str]] = {}
+    current: set[str] = set()
+    for raw in text.splitlines():
+        line = raw.removeprefix("# ").strip()
+        header = re.fullmatch(r"\[\[?([a-z_.]+)\]\]?.*", line)
+        if header:
+            current = tables.setdefault(header.group(1), set())
+        elif re.match(r"[a-z0-9_]+ =", line):
+            current.add(line.split(" =", 1)[0])
+    return tables
+
+
+def schema_keys(struct: type[msgspec.Struct] = Config, path: str = "") -> dict[str, set[str]]:
+    tables: dict[str, set[str]] = {}
+    for info in msgspec.structs.fields(struct):
+        nested = table_struct(info.type)
+        dotted = f"{path}.{info.name}" if path else info.name
+        if nested is not None:
+            tables.update(schema_keys(nested, dotted))
+        elif path:
+            tables.setdefault(path, set()).add(info.name)
+    return tables
+
+
+def test_init_writes_every_key_as_tables_the_readme_snippets_can_extend(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = run(capsys, *flags(tmp_path, "--new-keypair", str(tmp_path / "k.json")))
+    assert code == 0, err
+    config_path = tmp_path / "bot.toml"
+    text = config_path.read_text()
+    assert written_keys(text) == schema_keys()
+    assert "wallets = [" not in text and "watch_wallets = []" not in text
+    write_key(tmp_path / "second.json", Keypair())
+    config_path.write_text(text + README_SNIPPETS)
+
+    cfg = load_config(config_path, env={"LASERSELL_API_KEY": API_KEY})
+    assert [w.label for w in cfg.wallets] == ["main", "second"]
+    assert [w.auto_buy_sol for w in cfg.watch_wallets] == [0.1]
+    assert [(lv.profit_pct, lv.sell_pct) for lv in cfg.strategy.take_profit_levels] == [
+        (100.0, 50.0)]
+
+
+def test_rendered_config_round_trips_with_every_section_filled(tmp_path: Path) -> None:
+    cfg = msgspec.convert({
+        "stream": {"api_key": "k", "url": "ws://127.0.0.1:1/v1/ws"},
+        "wallets": [{"keypair_path": str(write_key(tmp_path / "a.json", Keypair()))}],
+        "strategy": {"stop_loss_pct": 10.0,
+                     "take_profit_levels": [{"profit_pct": 20.0, "sell_pct": 50.0}]},
+        "mirror": {"min_liquidity_sol": 3.0},
+        "watch_wallets": [{"pubkey": "9WzDXwBbmkg8ZTbNMqUxvQRAyrZzDsGYdLVL9zYtAWWM"}],
+        "notify": {"webhook_url": "https://hooks.example/x"},
+    }, Config)
+    path = tmp_path / "c.toml"
+    path.write_text(render_config(cfg))
+    path.chmod(0o600)
+    assert load_config(path, env={}) == load_config(
+        _dumped(tmp_path, cfg), env={})
+
+
+def _dumped(tmp_path: Path, cfg: Config) -> Path:
+    path = tmp_path / "dumped.toml"
+    path.write_text(dump_config(cfg))
+    path.chmod(0o600)
+    return path
+
+
+# --------------------------------------------------------------------------- seed phrases
+
+
+OKX_PHRASE = "famous grow judge chair narrow auction order repeat hungry endless market taxi"
+OKX_SECRET_B58 = ("42gxtUbib5ETVJAX8aMYrLG3XahGnMXvAHXa4TkhWZJ6ev64bzPXsRQzYEmQvriQwHeWjEu8"
+                  "JqwpyRYCR7hYUnAG")  # tests/test_seed_phrase.py says where it comes from
+
+
+def test_import_seed_phrase_file_writes_phantoms_wallet(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    phrase_file = tmp_path / "phrase.txt"
+    phrase_file.write_text(OKX_PHRASE + "\n")
+    key_path = tmp_path / "restored.json"
+    code, out, err = run(capsys, *flags(tmp_path, "--import-seed-phrase-file", str(phrase_file),
+                                        "--new-keypair", str(key_path)))
+
+    assert code == 0, err
+    expected = Keypair.from_base58_string(OKX_SECRET_B58)
+    assert load_keypair(key_path) == expected and mode_of(key_path) == 0o600
+    assert f"Wallet pubkey: {expected.pubkey()}" in out
+    assert f"imported from {phrase_file}" in out
+    assert_no_secrets(out + err + (tmp_path / "bot.toml").read_text(), OKX_PHRASE,
+                      *OKX_PHRASE.split()[3:6], *key_secrets(expected))
+
+
+def test_a_bad_seed_phrase_file_names_the_flag_not_the_words(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    phrase_file = tmp_path / "phrase.txt"
+    phrase_file.write_text(OKX_PHRASE.replace("famous grow", "grow famous"))
+    code, out, err = run(capsys, *flags(tmp_path, "--import-seed-phrase-file", str(phrase_file)))
+
+    assert code == 2 and out == ""
+    assert err.startswith(f"lasersell-bot init: --import-seed-phrase-file: {phrase_file}: "
+                          "the checksum does not match")
+    assert not any(word in err for word in ("famous", "narrow", "taxi"))
+    assert not (tmp_path / "wallet.json").exists()
+
+
+def test_no_flag_takes_a_seed_phrase_itself() -> None:
+    """The phrase comes from a hidden prompt or a file, never from argv."""
+    parser = cli._parser()
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            init_parser = action.choices["init"]
+    taking_values = [a.option_strings for a in init_parser._actions
+                     if "phrase" in a.dest and a.nargs != 0]
+    assert taking_values == [["--import-seed-phrase-file"]]
+
+
+def test_interactive_seed_phrase_is_hidden_and_re_asked(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], terminal: Terminal
+) -> None:
+    terminal.script = [
+        ("Wallet keypair:", "s", False),
+        ("Seed phrase, 12 or 24 words (input hidden)", OKX_PHRASE.replace("taxi", "taxo"), True),
+        ("Seed phrase", OKX_PHRASE, True),
+        ("BIP39 passphrase, only if your wallet set one", "", True),
+        ("Write the new keypair file to", "", False),
+    ]
+    code, out, err = run(capsys, "-o", str(tmp_path / "bot.toml"), "--rpc-url", RPC_URL,
+                         "--api-key", API_KEY, "--target-profit-pct", "50",
+                         "--stop-loss-pct", "20", "--send-mode", "rpc")
+
+    assert code == 0, err
+    assert load_keypair(tmp_path / "wallet.json") == Keypair.from_base58_string(OKX_SECRET_B58)
+    assert "word 12 is not in the BIP39 English word list; try again" in err
+    assert_no_secrets(out + err + "".join(terminal.prompts), OKX_PHRASE, "taxo")
+
+
+def test_new_seed_phrase_is_shown_once_and_restores_the_written_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(init, "stdout_is_tty", lambda: True)
+    code, out, err = run(capsys, *flags(tmp_path, "--new-seed-phrase"))
+
+    assert code == 0, err
+    words = re.findall(r"\b\d{1,2}\. ([a-z]+)", out)
+    assert len(words) == 12 and "shown only now and stored nowhere" in out
+    written = load_keypair(tmp_path / "wallet.json")
+    assert written == keypair_from_phrase(" ".join(words))
+    assert len(re.findall(r"(?<!\d)1\. [a-z]+", out)) == 1  # the list is printed once
+    files = (tmp_path / "bot.toml").read_text() + (tmp_path / "wallet.json").read_text()
+    assert " ".join(words) not in files and err == ""
+
+
+def test_new_seed_phrase_is_refused_when_stdout_is_not_a_terminal(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = run(capsys, *flags(tmp_path, "--new-seed-phrase"))
+    assert code == 2 and out == ""
+    assert "--new-seed-phrase shows the new phrase once, on a terminal" in err
+    assert not (tmp_path / "wallet.json").exists() and not (tmp_path / "bot.toml").exists()

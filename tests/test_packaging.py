@@ -312,9 +312,59 @@ def test_dockerfile_state_volume_and_pinned_base(dockerfile: list[tuple[str, str
     env = " ".join(rest for word, rest in stage if word == "ENV").split()
     assert "STATE_DIRECTORY=/var/lib/lasersell-bot" in env
     base = _only(dockerfile, "ARG")
-    assert re.fullmatch(r"PYTHON_IMAGE=python:3\.11\.\d+-slim(-\w+)?", base), base
+    assert re.fullmatch(r"PYTHON_IMAGE=python:3\.11\.\d+-slim(-\w+)?@sha256:[0-9a-f]{64}",
+                        base), base
     runs = " ".join(rest for word, rest in dockerfile if word == "RUN")
-    assert "-r /tmp/requirements.lock" in runs and "--no-deps /src" in runs
+    assert "--require-hashes" in runs and "-r /tmp/requirements.lock" in runs
+    assert "--no-deps /src" in runs
+
+
+def test_dockerfile_documents_how_the_base_digest_is_taken() -> None:
+    text = (REPO / "Dockerfile").read_text()
+    assert "imagetools inspect" in text and "tools/docker-base.sh" in text
+
+
+BUILDKIT_ONLY = [
+    (r"^#\s*syntax\s*=", "a # syntax= line"),
+    (r"^\s*RUN\s+--(mount|network|security)", "RUN --mount/--network/--security"),
+    (r"^\s*(COPY|ADD)\s+[^\n]*--(link|chmod|exclude|parents)\b", "COPY --link/--chmod/..."),
+    (r"<<-?\s*['\"]?[A-Z]+", "a heredoc"),
+]
+
+
+def buildkit_only_features(text: str) -> list[str]:
+    return [what for pattern, what in BUILDKIT_ONLY
+            if re.search(pattern, text, re.MULTILINE | re.IGNORECASE)]
+
+
+def test_dockerfile_builds_with_the_legacy_builder() -> None:
+    """Debian's docker.io has no BuildKit: nothing in the Dockerfile may need it."""
+    assert buildkit_only_features((REPO / "Dockerfile").read_text()) == []
+
+
+def test_buildkit_feature_finder_sees_each_feature() -> None:
+    assert buildkit_only_features("# syntax=docker/dockerfile:1\nFROM x\n") == [
+        "a # syntax= line"]
+    assert buildkit_only_features("RUN --mount=type=cache,target=/r pip install a\n") == [
+        "RUN --mount/--network/--security"]
+    assert buildkit_only_features("COPY --chmod=0755 a /b\n") == ["COPY --link/--chmod/..."]
+
+
+def test_make_test_does_not_need_docker() -> None:
+    makefile = (REPO / "Makefile").read_text()
+    rule = re.search(r"^test:(.*)\n((?:\t.*\n)+)", makefile, re.MULTILINE)
+    assert rule is not None
+    assert "docker" not in rule.group(0)
+    assert re.search(r"^docker-test:", makefile, re.MULTILINE)
+
+
+def test_docker_test_skips_with_a_reason_without_a_daemon() -> None:
+    result = subprocess.run(
+        [sys.executable, str(REPO / "tools" / "docker_test.py")], capture_output=True,
+        text=True, timeout=60, check=False,
+        env={**os.environ, "DOCKER": "/nonexistent/docker"})
+    assert (result.returncode, result.stdout.strip()) == (
+        0, "docker-test: SKIPPED: no docker client on PATH; nothing was built or run")
 
 
 def test_dockerfile_healthcheck_command_probes_healthz(dockerfile: list[tuple[str, str]]) -> None:
@@ -400,15 +450,30 @@ LINUX_311: dict[str, str] = {
 }
 
 
-def read_lock() -> dict[str, str]:
-    pins: dict[str, str] = {}
-    for line in (REPO / "requirements.lock").read_text().splitlines():
-        if not line.strip() or line.startswith("#"):
+def read_lock_entries() -> dict[str, tuple[str, list[str]]]:
+    """``{name: (version, hashes)}`` from requirements.lock (pip-compile's format:
+    ``name==version [; marker] \\`` then ``--hash=sha256:...`` lines)."""
+    entries: dict[str, tuple[str, list[str]]] = {}
+    text = (REPO / "requirements.lock").read_text().replace("\\\n", " ")
+    for line in text.splitlines():
+        if not line.strip() or line.lstrip().startswith("#"):
             continue
-        match = re.fullmatch(r"([A-Za-z0-9][A-Za-z0-9._-]*)==([A-Za-z0-9.+!-]+)", line.strip())
-        assert match, f"not an exact pin: {line!r}"
-        pins[canonicalize_name(match.group(1))] = match.group(2)
-    return pins
+        match = re.fullmatch(
+            r"([A-Za-z0-9][A-Za-z0-9._-]*)==([A-Za-z0-9.+!-]+)(?: ; [^-]+?)?((?:\s+--hash=sha256:"
+            r"[0-9a-f]{64})*)\s*", line.strip())
+        assert match, f"not an exact pin with hashes: {line!r}"
+        hashes = match.group(3).split()
+        entries[canonicalize_name(match.group(1))] = (match.group(2), hashes)
+    return entries
+
+
+def read_lock() -> dict[str, str]:
+    return {name: version for name, (version, _) in read_lock_entries().items()}
+
+
+def test_every_pin_has_hashes() -> None:
+    """So ``pip install --require-hashes -r requirements.lock`` works."""
+    assert all(hashes for _, hashes in read_lock_entries().values())
 
 
 def runtime_requirements() -> list[Requirement]:
@@ -432,22 +497,67 @@ def test_lock_has_no_dev_tools() -> None:
 
 
 def test_lock_is_closed_under_requirements() -> None:
-    """Each pin's own requirements are pinned too (checked where the venv has that version)."""
+    """Each pin's own requirements are pinned too, following the extras that are asked
+    for (solana needs ``httpx2[http2]``, which needs h2): checked where the venv has the
+    pinned version."""
     pins = read_lock()
-    checked = 0
-    for name, version in pins.items():
-        try:
-            dist = importlib.metadata.distribution(name)
-        except importlib.metadata.PackageNotFoundError:
-            continue
-        if dist.version != version:
-            continue
-        checked += 1
-        for text in dist.requires or []:
-            requirement = Requirement(text)
-            if requirement.marker is None or requirement.marker.evaluate(LINUX_311):
-                assert canonicalize_name(requirement.name) in pins, (
-                    f"{name}=={version} needs {requirement}, not in requirements.lock"
-                )
-    assert checked >= len(runtime_requirements())
+    extras: dict[str, set[str]] = {name: set() for name in pins}
+    for requirement in runtime_requirements():
+        extras[canonicalize_name(requirement.name)] |= requirement.extras
+    checked: set[str] = set()
+    missing: list[str] = []
+    todo = list(pins)
+    while todo:
+        name = todo.pop()
+        for requirement in _pinned_requirements(name, pins[name]):
+            for extra in extras.get(name, set()) | {""}:
+                if requirement.marker is None or requirement.marker.evaluate(
+                        {**LINUX_311, "extra": extra}):
+                    needed = canonicalize_name(requirement.name)
+                    if needed not in pins:
+                        missing.append(f"{name}=={pins[name]} needs {requirement}")
+                    elif not requirement.extras <= extras[needed]:
+                        extras[needed] |= requirement.extras
+                        todo.append(needed)  # look again with the new extras
+        checked.add(name)
+    assert not missing, f"not in requirements.lock: {sorted(set(missing))}"
+    assert len(checked) >= len(runtime_requirements())
 
+
+def _pinned_requirements(name: str, version: str) -> list[Requirement]:
+    try:
+        dist = importlib.metadata.distribution(name)
+    except importlib.metadata.PackageNotFoundError:
+        return []
+    if dist.version != version:
+        return []
+    return [Requirement(text) for text in dist.requires or []]
+
+
+_NETWORK_TROUBLE = ("Failed to establish a new connection", "Temporary failure in name resolution",
+                    "Network is unreachable", "Read timed out")
+
+
+@pytest.mark.slow
+def test_fresh_venv_from_the_lock_installs_nothing_unpinned(tmp_path: Path) -> None:
+    """``pip install --require-hashes -r requirements.lock`` in a new virtualenv, from the
+    package index as a user would (about a minute; needs the index, skipped without it):
+    pip refuses any requirement the lock does not pin, and what ends up installed is
+    exactly the lock."""
+    venv_dir = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv_dir)], check=True, timeout=120)
+    python = str(venv_dir / "bin" / "python")
+    env = {key: value for key, value in os.environ.items() if not key.startswith("PIP_")}
+    env |= {"PIP_CONFIG_FILE": os.devnull, "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+    result = subprocess.run(
+        [python, "-m", "pip", "install", "--require-hashes", "--only-binary=:all:",
+         "--no-cache-dir", "-r", str(REPO / "requirements.lock")],
+        capture_output=True, text=True, timeout=600, env=env, check=False)
+    if result.returncode != 0 and any(t in result.stderr for t in _NETWORK_TROUBLE):
+        pytest.skip(f"package index not reachable: {result.stderr.strip().splitlines()[-1]}")
+    assert result.returncode == 0, result.stderr
+    listed = subprocess.run([python, "-m", "pip", "list", "--format=json"], env=env,
+                            capture_output=True, text=True, timeout=120, check=True)
+    installed = {canonicalize_name(d["name"]): d["version"] for d in json.loads(listed.stdout)}
+    installed = {name: v for name, v in installed.items() if name not in ("pip", "setuptools")}
+    assert installed == read_lock()

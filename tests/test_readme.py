@@ -134,6 +134,25 @@ def test_every_subcommand_flag_is_documented() -> None:
     assert not missing, f"command-line flags missing from README.md: {missing}"
 
 
+# --------------------------------------------------------------------------- exit codes
+
+
+def test_quoted_registration_exit_codes_are_the_clis() -> None:
+    """A refused registration is a config problem (2); an unreachable API is retried by
+    systemd (1). test_daemon_process checks that the daemon really exits so."""
+    rows = section("Troubleshooting").splitlines()
+    quoted = {symptom: [r for r in rows if r.startswith(f"| `wallet W: {symptom}")]
+              for symptom in ("registration refused", "registration failed")}
+    assert all(len(found) == 1 for found in quoted.values()), quoted
+    assert f"(exit {cli.EXIT_BAD_INPUT})" in quoted["registration refused"][0]
+    assert f"(exit {cli.EXIT_RETRY_LATER})" in quoted["registration failed"][0]
+    sentence = re.search(r"Exit codes: (.*)", section("Check, then run"))
+    assert sentence is not None
+    by_code = dict(re.findall(r"(\d+) (?:for|after) ([^;]+)", sentence.group(1)))
+    assert "registration the API refused" in by_code[str(cli.EXIT_BAD_INPUT)]
+    assert "could not be reached" in by_code[str(cli.EXIT_RETRY_LATER)]
+
+
 # --------------------------------------------------------------------------- log events
 
 
@@ -202,6 +221,62 @@ def test_event_finder_sees_known_events() -> None:
     events = logged_events()
     assert {"guard_refused", "hello_ok", "tx_confirmed", "tx_failed",
             "mirror_buy_failed", "land_outcome"} <= events
+
+
+def _levels_called(func: ast.AST, assigned: dict[str, list[ast.AST]]) -> set[str]:
+    if _is_log_method(func):
+        return {func.attr}  # type: ignore[attr-defined]
+    if isinstance(func, ast.Name):
+        return {n.attr for v in assigned.get(func.id, []) for n in ast.walk(v)
+                if isinstance(n, ast.Attribute) and _is_log_method(n)}
+    return set()
+
+
+def logged_levels() -> dict[str, set[str]]:
+    """``{event: levels it is logged at}`` for literal events (``exception`` counts as
+    ``error``), following ``report = log.info if stopping else log.warning``."""
+    found: dict[str, set[str]] = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        if "sim" in path.relative_to(PACKAGE).parts:
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for scope in ast.walk(tree):
+            if not isinstance(scope, ast.FunctionDef | ast.AsyncFunctionDef | ast.Module):
+                continue
+            assigned: dict[str, list[ast.AST]] = {}
+            for node in ast.walk(scope):
+                if isinstance(node, ast.Assign):
+                    for target in node.targets:
+                        if isinstance(target, ast.Name):
+                            assigned.setdefault(target.id, []).append(node.value)
+            for node in ast.walk(scope):
+                if (isinstance(node, ast.Call) and node.args
+                        and isinstance(node.args[0], ast.Constant)
+                        and isinstance(node.args[0].value, str)):
+                    levels = {"error" if level in ("exception", "critical") else level
+                              for level in _levels_called(node.func, assigned)}
+                    if levels:
+                        found.setdefault(node.args[0].value, set()).update(levels)
+    return found
+
+
+def test_every_log_level_in_the_code_is_the_one_documented() -> None:
+    documented: dict[str, str] = {}
+    for row in section("Log events").splitlines():
+        if row.startswith("| `"):
+            cells = row.split("|")
+            for name in re.findall(r"`([^`]+)`", cells[1]):
+                documented[name] = cells[2]
+    wrong = sorted(f"{event}: logged at {sorted(levels)}, README says {documented[event]!r}"
+                   for event, levels in logged_levels().items()
+                   if event in documented and not all(lv in documented[event] for lv in levels))
+    assert not wrong, f"README.md 'Log events' has the wrong level: {wrong}"
+
+
+def test_level_finder_sees_a_level_chosen_at_run_time() -> None:
+    levels = logged_levels()
+    assert levels["stream_disconnected"] == {"info", "warning"}
+    assert levels["shutdown_complete"] == {"info"}
 
 
 # --------------------------------------------------------------------------- guard reasons

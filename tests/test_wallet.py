@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import errno
 import json
 import os
 from pathlib import Path
@@ -22,6 +23,7 @@ from solders.transaction import VersionedTransaction
 from lasersell_bot.config import WalletConfig
 from lasersell_bot.logs import REDACTOR
 from lasersell_bot.wallet import (
+    CONTAINER_ENV,
     KEYSTORE_AAD,
     PASSPHRASE_ENV,
     PASSPHRASE_FILE_ENV,
@@ -371,3 +373,38 @@ def test_b58decode_matches_solders() -> None:
     assert b58decode(str(KEYPAIR)) == bytes(KEYPAIR)
     assert b58decode("1111") == bytes(4)
     assert b58decode("0") is None
+
+
+def test_in_the_container_the_chmod_hint_points_at_the_host(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(CONTAINER_ENV, "docker")
+    path = private_file(tmp_path / "wallet-keypair", json.dumps(list(bytes(KEYPAIR))), 0o644)
+    with pytest.raises(WalletError) as info:
+        load_keypair(path, env={})
+    assert str(info.value) == (
+        f"keypair file {path} has permissions 0644; on the host, run chmod 600 and chown "
+        f"{os.getuid()} on the file mounted at {path} (the mount is read-only here)")
+
+
+@pytest.mark.parametrize(("container", "where"), [(True, "on the host, "), (False, "")])
+def test_an_unreadable_key_file_names_the_uid_that_must_own_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, container: bool, where: str
+) -> None:
+    """As in Docker: a root-owned 0600 mount that uid 10001 cannot open."""
+    if container:
+        monkeypatch.setenv(CONTAINER_ENV, "docker")
+    else:
+        monkeypatch.delenv(CONTAINER_ENV, raising=False)
+    path = tmp_path / "wallet-keypair"
+
+    def denied(name: object, flags: int, *args: object) -> int:
+        raise PermissionError(errno.EACCES, "Permission denied", str(name))
+
+    monkeypatch.setattr(os, "open", denied)
+    monkeypatch.setattr(os, "getuid", lambda: 10001)
+    with pytest.raises(WalletError) as info:
+        load_keypair(path, env={})
+    assert str(info.value) == (
+        f"cannot open keypair file {path}: Permission denied; this process runs as uid "
+        f"10001: {where}make it the file's owner (chown 10001 FILE) and keep mode 0600")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import sys
 
 from solders.pubkey import Pubkey
 
@@ -59,16 +60,55 @@ class MarketMaker:
         await self.world.set_profit_pct(position_id, self.profit[position_id])
 
 
+EXIT_PORT_IN_USE = 2
+
+
+def config_lines(ws_url: str, api_url: str, rpc_url: str) -> list[str]:
+    """The config sections that point ``lasersell-bot run`` at this simulator.
+
+    The simulator's RPC also serves Helius Sender's ``/fast`` and ``/ping``, so
+    ``send.mode = "helius_sender"`` works against it with the URL given here.
+    """
+    return [
+        "[stream]",
+        f'url = "{ws_url}"',
+        f'api_url = "{api_url}"',
+        'api_key = ""                # any key, or none, is accepted here',
+        "",
+        "[rpc]",
+        f'url = "{rpc_url}"',
+        "",
+        "[send]",
+        f'helius_sender_url = "{rpc_url}/fast"   # for mode "helius_sender"',
+    ]
+
+
 async def serve(host: str, port: int, interval_s: float = 1.0) -> int:
-    """Run until cancelled (Ctrl-C); stream on ``port``, RPC on ``port + 1``."""
+    """Run until cancelled (Ctrl-C); stream on ``port``, RPC on ``port + 1``.
+
+    Returns 2 (after one line on stderr) when either port cannot be bound.
+    """
     world = SimWorld(host=host, stream_port=port, rpc_port=port + 1, slot_ms=400)
-    async with world:
+    try:
+        await world.start()
+    except OSError as exc:
+        await world.stop()
+        print(f"lasersell-bot sim: cannot listen on {host}:{port} (stream) and "
+              f"{host}:{port + 1} (rpc): {exc.strerror or exc}; choose another --port",
+              file=sys.stderr)
+        return EXIT_PORT_IN_USE
+    try:
         print(f"stream url:  {world.ws_url}", flush=True)
         print(f"api url:     {world.api_url}", flush=True)
         print(f"rpc url:     {world.rpc_url}", flush=True)
-        print("any non-empty api_key is accepted; wallets must register (the daemon does)",
-              flush=True)
+        print("any api_key is accepted, an empty one too; wallets must register (the daemon "
+              "does)", flush=True)
+        print("config lines for lasersell-bot run (add [[wallets]] and [strategy]):", flush=True)
+        for line in config_lines(world.ws_url, world.api_url, world.rpc_url):
+            print(f"  {line}" if line else "", flush=True)
         maker = MarketMaker(world)
         while True:
             await asyncio.sleep(interval_s)
             await maker.step()
+    finally:
+        await world.stop()

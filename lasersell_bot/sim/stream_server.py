@@ -382,7 +382,8 @@ class SimStreamServer:
     # ------------------------------------------------------------------ HTTP
 
     def _key_ok(self, key: str) -> bool:
-        return bool(key) and (self._api_keys is None or key in self._api_keys)
+        # Open (no api_keys): any key, even none, as config allows for a loopback url.
+        return self._api_keys is None or key in self._api_keys
 
     async def _register_handler(self, request: web.Request) -> web.Response:
         if not self._key_ok(request.headers.get("x-api-key", "")):

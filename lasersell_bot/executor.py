@@ -12,8 +12,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
@@ -518,7 +519,7 @@ class Executor:
         signal_id = self._journal.record_signal("mirror_buy", signal, _now_ms())
         log.info("mirror_buy_signal", watched_wallet=signal.watched_wallet, mint=signal.mint,
                  amount_quote_units=signal.amount_quote_units, input=signal.input)
-        try:
+        with self._buy_refusals(signal, signal_id):
             if not self._accepting:
                 raise _Refused("shutting_down", "the daemon is stopping; no new buys")
             expectation = self._mirror_expectation(signal)
@@ -530,20 +531,20 @@ class Executor:
                 self._spawn(self._vet_then_buy(signal, signal_id, prepared, received_ns))
                 return
             self._sign_and_buy(signal, signal_id, prepared, vetted, received_ns)
-        except _Refused as refusal:
-            self._mirror_refused(signal, signal_id, refusal)
-        except Exception as exc:
-            log.exception("mirror_start_failed", mint=signal.mint)
-            self._mirror_refused(signal, signal_id,
-                                 _Refused("internal_error", f"{type(exc).__name__}: {exc}"))
 
     async def _vet_then_buy(self, signal: protocol.MirrorBuySignal, signal_id: int,
                             prepared: _Prepared, received_ns: int) -> None:
         static = prepared.vetted if isinstance(prepared.vetted, Verdict) else None
-        try:
+        with self._buy_refusals(signal, signal_id):
             vetted = await self._vetter.vet(prepared.unsigned, prepared.expect,
                                             self._buy_promise(signal), static)
             self._sign_and_buy(signal, signal_id, prepared, vetted, received_ns)
+
+    @contextlib.contextmanager
+    def _buy_refusals(self, signal: protocol.MirrorBuySignal, signal_id: int) -> Iterator[None]:
+        """Nothing was sent yet: a refusal, or a bug, reports the buy as failed, once."""
+        try:
+            yield
         except _Refused as refusal:
             self._mirror_refused(signal, signal_id, refusal)
         except Exception as exc:

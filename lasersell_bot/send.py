@@ -522,15 +522,7 @@ class Confirmer:
     async def call(self, method: str, params: Sequence[Any] = ()) -> Any:
         """One JSON-RPC call; the ``result``, or ``RpcError``."""
         body = _encode({"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)})
-        session = self._submitter.session(self.target.name)
-        try:
-            async with session.post(self.target.url, data=body) as response:
-                payload = await response.read()
-                status = response.status
-        except TimeoutError:
-            raise RpcError(f"{method}: timeout") from None
-        except aiohttp.ClientError as exc:
-            raise RpcError(f"{method}: connection error: {type(exc).__name__}") from None
+        status, payload = await self._post(method, body)
         return _rpc_result(method, status, payload)
 
     async def batch(self, calls: Sequence[tuple[str, Sequence[Any]]]) -> list[Any]:
@@ -539,17 +531,19 @@ class Confirmer:
         a call fails."""
         body = _encode([{"jsonrpc": "2.0", "id": i, "method": method, "params": list(params)}
                         for i, (method, params) in enumerate(calls)])
-        names = "+".join(method for method, _ in calls)
+        status, payload = await self._post("+".join(method for method, _ in calls), body)
+        return _batch_results(calls, status, payload)
+
+    async def _post(self, what: str, body: bytes) -> tuple[int, bytes]:
+        """POST ``body`` on the warm RPC session: (HTTP status, payload), or RpcError."""
         session = self._submitter.session(self.target.name)
         try:
             async with session.post(self.target.url, data=body) as response:
-                payload = await response.read()
-                status = response.status
+                return response.status, await response.read()
         except TimeoutError:
-            raise RpcError(f"{names}: timeout") from None
+            raise RpcError(f"{what}: timeout") from None
         except aiohttp.ClientError as exc:
-            raise RpcError(f"{names}: connection error: {type(exc).__name__}") from None
-        return _batch_results(calls, status, payload)
+            raise RpcError(f"{what}: connection error: {type(exc).__name__}") from None
 
     async def signature_statuses(self, signatures: Sequence[str]) -> list[SignatureStatus | None]:
         result = await self.call("getSignatureStatuses",

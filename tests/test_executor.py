@@ -187,7 +187,7 @@ async def test_hostile_exit_is_refused_then_a_fresh_signal_requested(rig_factory
     assert rig.lander.landed == []  # never signed, never sent
     assert rig.requests()[0].position_id == 1
     # effects verification is on by default: 1 SOL to a stranger is over any fee allowance
-    assert rig.executor._metrics.guard_refusals.get("fee_too_large") == 1
+    assert rig.executor._metrics.guard_refusals.get("foreign_transfer") == 1  # static only
 
 
 async def test_unknown_outcome_relands_the_same_bytes_never_a_new_sell(

@@ -33,12 +33,19 @@ async def test_honest_exits_of_every_shape_are_verified_and_land(
         assert metrics.guard_unknown_programs.values  # the router's id is counted
 
 
-async def test_a_router_mirror_buy_is_verified_and_lands(harness_factory: Any) -> None:
+async def mirroring(harness_factory: Any) -> tuple[Harness, str]:
+    """A daemon that mirrors a watched wallet's buys with 0.25 SOL, once the server has
+    its watch list."""
     watched = str(Keypair().pubkey())
     h: Harness = await harness_factory(
         mirror={"enabled": True},
         watch_wallets=[{"pubkey": watched, "auto_buy_sol": 0.25}])
     await until("the server has our watch wallets", lambda: bool(h.configures()))
+    return h, watched
+
+
+async def test_a_router_mirror_buy_is_verified_and_lands(harness_factory: Any) -> None:
+    h, watched = await mirroring(harness_factory)
     mint = h.world.new_token(lamports_per_token=0.5)
     await h.world.mirror_buy(watched, mint, h.wallet, LAMPORTS_PER_SOL // 4)
     account = h.world.chain.token_account(h.wallet, mint)
@@ -73,11 +80,7 @@ async def test_each_theft_is_refused_for_its_reason_and_the_honest_retry_lands(
 
 
 async def test_a_mirror_buy_whose_tokens_go_elsewhere_is_refused(harness_factory: Any) -> None:
-    watched = str(Keypair().pubkey())
-    h: Harness = await harness_factory(
-        mirror={"enabled": True},
-        watch_wallets=[{"pubkey": watched, "auto_buy_sol": 0.25}])
-    await until("the server has our watch wallets", lambda: bool(h.configures()))
+    h, watched = await mirroring(harness_factory)
     mint = h.world.new_token(lamports_per_token=0.5)
     start = h.world.chain.balance(h.wallet)
     h.world.factory.arm_hostile_once("proceeds_elsewhere")

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 import msgspec
-from aiohttp import WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType, web
 from solders.pubkey import Pubkey
 from solders.signature import Signature
 
@@ -160,6 +160,8 @@ class _Session:
     watch_wallets: list[WatchWallet] = field(default_factory=list)
     mirror_config: MirrorConfig = field(default_factory=MirrorConfig)
     positions: set[int] = field(default_factory=set)
+    greeted: bool = False
+    mirror_mints: set[str] = field(default_factory=set)
 
     @property
     def configured(self) -> bool:
@@ -259,12 +261,19 @@ class SimStreamServer:
         liquidity_every: int = 4,
         trade_ticks: bool = True,
         resignal_after_s: float | None = None,
+        hello_after_configure: bool = False,
     ) -> None:
+        """``hello_after_configure``: the handshake order of the vendor SDKs (wait for
+        ``configure``, answer ``hello_ok``, or an ``error`` in its place); by default
+        ``hello_ok`` goes out on open, as the vendor docs describe. Either way a
+        refused first ``configure`` closes the socket (code 1008)."""
         self.host = host
         self.port = port
         self.limits = limits
         self.received: list[Received] = []
         self.mirror_results: list[tuple[int, MirrorBuyResult]] = []
+        self.unexpected_mirror_results: list[tuple[int, MirrorBuyResult]] = []
+        self.hello_after_configure = hello_after_configure
         self.sent_exits: list[ExitSignalWithTx] = []
         self._factory: TxFactory = tx_factory or MemoTxFactory()
         self._api_keys = frozenset(api_keys) if api_keys is not None else None
@@ -393,10 +402,15 @@ class SimStreamServer:
             return False
         self._sessions[session.session_id] = session
         self._changed.set()
+        if not self.hello_after_configure:
+            await self._greet(session)
+        return True
+
+    async def _greet(self, session: _Session) -> None:
+        session.greeted = True
         hello = HelloOk(session_id=session.session_id, server_time_ms=_now_ms(),
                         limits=self.limits)
         await self._send(session, encode(hello))
-        return True
 
     async def _receive_loop(self, session: _Session) -> None:
         async for frame in session.ws:
@@ -417,6 +431,15 @@ class SimStreamServer:
                 await self._dispatch(session, message)
         except SimError as exc:
             await self._send_error(session, exc.code, exc.message)
+            if isinstance(message, Configure) and not session.configured:
+                await self._close_refused(session, exc.code)
+
+    async def _close_refused(self, session: _Session, code: str) -> None:
+        """A refused first ``configure`` ends the session, as the real server does."""
+        _log().info("sim_session_refused", session_id=session.session_id, code=code)
+        with contextlib.suppress(TimeoutError, ConnectionResetError):
+            await asyncio.wait_for(
+                session.ws.close(code=WSCloseCode.POLICY_VIOLATION, message=code.encode()), 2.0)
 
     def _decode(self, data: str) -> tuple[_Decoded, bool]:
         """The decoded frame, and whether it was the legacy ``sell_now`` alias."""
@@ -460,6 +483,8 @@ class SimStreamServer:
         session.mirror_config = msg.mirror_config or MirrorConfig()
         session.configured_at = time.monotonic()
         session.positions.clear()
+        if not session.greeted:
+            await self._greet(session)
         await self._announce_wallets(session, session.wallets)
         self._changed.set()
         await self._evaluate_session(session)
@@ -503,7 +528,18 @@ class SimStreamServer:
         await self._emit_exit(position, ExitDecision(reason), [session], slippage)
 
     async def _on_mirror_buy_result(self, session: _Session, msg: MirrorBuyResult) -> None:
+        """Kept when it answers a ``mirror_buy_signal`` this session got (once per
+        signal); otherwise logged and counted in ``unexpected_mirror_results``."""
+        if msg.mint not in session.mirror_mints:
+            self.unexpected_mirror_results.append((session.session_id, msg))
+            _log().warning("sim_mirror_result_unexpected", session_id=session.session_id,
+                           mint=msg.mint, success=msg.success,
+                           count=len(self.unexpected_mirror_results))
+            return
+        session.mirror_mints.discard(msg.mint)
         self.mirror_results.append((session.session_id, msg))
+        _log().info("sim_mirror_buy_result", session_id=session.session_id, mint=msg.mint,
+                    success=msg.success)
 
     def _session_position(
         self, session: _Session, position_id: int | None, token_account: str | None
@@ -615,6 +651,9 @@ class SimStreamServer:
         except KeyError:
             raise KeyError(f"no tracked position {position_id}") from None
 
+    def tracks(self, position_id: int) -> bool:
+        return position_id in self._positions
+
     def _resolve(self, target: int | str) -> list[SimPosition]:
         if isinstance(target, int):
             return [self.position(target)]
@@ -721,6 +760,7 @@ class SimStreamServer:
             slippage = session.mirror_config.buy_slippage_bps or DEFAULT_MIRROR_SLIPPAGE_BPS
             tx = self._factory.build_mirror_buy(user_wallet, mint, amount_lamports, slippage,
                                                 session.send_mode, session.tip_lamports)
+            session.mirror_mints.add(mint)
             await self._send(session, encode(MirrorBuySignal(
                 session_id=session.session_id, watched_wallet=watched_wallet, mint=mint,
                 user_wallet=user_wallet, amount_quote_units=amount_lamports, input="SOL",

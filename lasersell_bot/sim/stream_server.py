@@ -274,6 +274,9 @@ class SimStreamServer:
         self.mirror_results: list[tuple[int, MirrorBuyResult]] = []
         self.unexpected_mirror_results: list[tuple[int, MirrorBuyResult]] = []
         self.hello_after_configure = hello_after_configure
+        self.api_port: int | None = None
+        """Set before ``start`` to serve the REST API on this port too (the vendor
+        SDKs' local mode looks at 8080); the stream port keeps serving it."""
         self.sent_exits: list[ExitSignalWithTx] = []
         self._factory: TxFactory = tx_factory or MemoTxFactory()
         self._api_keys = frozenset(api_keys) if api_keys is not None else None
@@ -313,7 +316,8 @@ class SimStreamServer:
 
     @property
     def api_url(self) -> str:
-        return f"http://{self._url_host()}:{self.port}"
+        port = self.port if self.api_port is None else self.api_port
+        return f"http://{self._url_host()}:{port}"
 
     def _url_host(self) -> str:
         return f"[{self.host}]" if ":" in self.host else self.host
@@ -325,14 +329,26 @@ class SimStreamServer:
         app.router.add_post("/v1/wallets/register", self._register_handler)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
+        sock = self._listen(self.port)
+        self.port = sock.getsockname()[1]
+        await web.SockSite(self._runner, sock).start()
+        if self.api_port is not None:
+            api_sock = self._listen(self.api_port)
+            self.api_port = api_sock.getsockname()[1]
+            await web.SockSite(self._runner, api_sock).start()
+        _log().info("sim_stream_started", ws_url=self.ws_url, api_url=self.api_url)
+        return self.ws_url
+
+    def _listen(self, port: int) -> socket.socket:
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self.host, self.port))
-        self.port = sock.getsockname()[1]
-        await web.SockSite(self._runner, sock).start()
-        _log().info("sim_stream_started", ws_url=self.ws_url, api_url=self.api_url)
-        return self.ws_url
+        try:
+            sock.bind((self.host, port))
+        except OSError:
+            sock.close()
+            raise
+        return sock
 
     async def stop(self) -> None:
         for session in list(self._sessions.values()):
@@ -888,6 +904,13 @@ class SimStreamServer:
 
     def configured_session_ids(self) -> list[int]:
         return [sid for sid, s in self._sessions.items() if s.configured]
+
+    def auto_buys(self) -> set[tuple[str, str, int]]:
+        """``(watched wallet, buying wallet, lamports)`` of every configured session's
+        watch entries with ``auto_buy``."""
+        return {(w.pubkey, w.auto_buy.wallet_pubkey, w.auto_buy.amount_quote_units)
+                for s in self._sessions.values() if s.configured
+                for w in s.watch_wallets if w.auto_buy is not None}
 
     def configured_wallets(self) -> set[str]:
         """Every wallet some configured session currently watches."""

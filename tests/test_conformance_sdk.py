@@ -164,3 +164,48 @@ def test_web3js_against_the_simulator_rpc(tmp_path: Path) -> None:
     assert report["version"]
     assert report["on_signature"] == {"err": None}
     assert report["ws_url"].endswith(str(int(process.urls["rpc url"].rsplit(":", 1)[1]) + 1))
+
+
+REFUSAL_PROBE = """
+import asyncio, sys
+from lasersell_sdk.stream.client import StreamClient, StreamClientError, StreamConfigure
+from lasersell_sdk.stream.client import strategy_config_from_optional
+from solders.keypair import Keypair
+
+async def main() -> None:
+    client = StreamClient("k").with_endpoint(sys.argv[1])
+    configure = StreamConfigure(wallet_pubkeys=[str(Keypair().pubkey())],
+                                strategy=strategy_config_from_optional(stop_loss_pct=10.0))
+    try:
+        connection = await asyncio.wait_for(client.connect(configure), 10)
+    except StreamClientError as exc:
+        print("refused:", exc)
+        return
+    first = await asyncio.wait_for(connection.recv(), 5)
+    second = await asyncio.wait_for(connection.recv(), 5)
+    print("connected:", first["type"], second["type"], second.get("code"))
+    connection.close()
+
+asyncio.run(main())
+"""
+
+
+@pytest.mark.parametrize(("flag", "expected"), [
+    ((), "connected: hello_ok error wallet_not_registered"),
+    (("--hello-after-configure",), "refused: protocol error: expected hello_ok after "
+                                   "configure, got: error"),
+])
+def test_python_sdk_sees_an_unregistered_wallet_refused_in_either_order(
+    tmp_path: Path, flag: tuple[str, ...], expected: str
+) -> None:
+    """Docs order: hello_ok, then the error as an event. SDK order: the error where
+    hello_ok would be, which the SDK's connect() turns into a StreamClientError."""
+    python = python_sdk()
+    process = start_sim(tmp_path, *flag)
+    try:
+        done = subprocess.run([str(python), "-c", REFUSAL_PROBE, process.urls["stream url"]],
+                              capture_output=True, text=True, timeout=60, check=False)
+    finally:
+        process.stop()
+    assert done.stdout.strip() == expected, done.stdout + done.stderr[-2000:]
+    assert "sim_session_refused" in process.log

@@ -223,3 +223,14 @@ async def test_pubsub_errors_and_unsubscribe(server: SimRpcServer) -> None:
                             "params": [sub]})
         assert (await ws.receive_json(timeout=3))["result"] is True
     assert server.pubsub.subscription_count() == 0
+
+
+async def test_pubsub_refuses_an_unsupported_account_encoding(server: SimRpcServer) -> None:
+    async with aiohttp.ClientSession() as http, http.ws_connect(server.ws_url) as ws:
+        await ws.send_json({"jsonrpc": "2.0", "id": 4, "method": "accountSubscribe",
+                            "params": [str(server.chain.authority.pubkey()),
+                                       {"encoding": "base64+zstd"}]})
+        answer = await ws.receive_json(timeout=3)
+        assert answer["id"] == 4 and answer["error"]["code"] == -32602
+        await ws.send_json({"jsonrpc": "2.0", "id": 5, "method": "slotSubscribe"})
+        assert isinstance((await ws.receive_json(timeout=3))["result"], int)

@@ -149,6 +149,8 @@ class PubSub:
             result = self._dispatch(conn, call["method"], params)
         except _Refused as refused:
             return _error(call.get("id"), refused.code, refused.message)
+        except Exception as exc:  # an RpcError from the method call behind it
+            return _error(call.get("id"), getattr(exc, "code", INVALID_PARAMS), str(exc))
         return json.dumps({"jsonrpc": "2.0", "result": result, "id": call.get("id")})
 
     def _dispatch(self, conn: _Conn, method: str, params: list[Any]) -> Any:
@@ -215,7 +217,12 @@ class PubSub:
         self._last_slot = slot
         for conn in list(self._conns):
             for sub_id, sub in list(conn.subs.items()):
-                for method, result, done in self._due(sub, slot, new_slot):
+                try:
+                    due = self._due(sub, slot, new_slot)
+                except Exception:  # the account became unreadable: end the subscription
+                    conn.subs.pop(sub_id, None)
+                    continue
+                for method, result, done in due:
                     if done:
                         conn.subs.pop(sub_id, None)
                     with contextlib.suppress(ConnectionError, RuntimeError):

@@ -209,3 +209,80 @@ def test_python_sdk_sees_an_unregistered_wallet_refused_in_either_order(
         process.stop()
     assert done.stdout.strip() == expected, done.stdout + done.stderr[-2000:]
     assert "sim_session_refused" in process.log
+
+
+MARKET_TYPES = ("pump_fun", "pump_swap", "meteora_dbc", "meteora_damm_v2",
+                "raydium_launchpad", "raydium_cpmm")
+
+
+def _every_frame_the_simulator_builds() -> list[str]:
+    """Every server message type, built by the simulator's own code, every market type."""
+    from lasersell_bot.protocol import (
+        ErrorMsg,
+        HelloOk,
+        MirrorBuyFailed,
+        MirrorBuySignal,
+        MirrorWalletAutoDisabled,
+        Pong,
+        encode,
+    )
+    from lasersell_bot.sim.scenario import (
+        ExitDecision,
+        SimPosition,
+        associated_token_account,
+        market_context_for,
+    )
+    from lasersell_bot.sim.stream_server import DEFAULT_LIMITS
+
+    wallet, mint, watched = (str(Keypair().pubkey()) for _ in range(3))
+    frames = [HelloOk(session_id=1, server_time_ms=2, limits=DEFAULT_LIMITS),
+              Pong(server_time_ms=3), ErrorMsg(code="wallet_not_registered", message="m"),
+              MirrorBuyFailed(watched_wallet=watched, mint=mint, reason="no_route"),
+              MirrorWalletAutoDisabled(watched_wallet=watched, reason="losses", loss_count=3)]
+    for i, market in enumerate(MARKET_TYPES, start=1):
+        context = market_context_for(market, mint, wallet)
+        position = SimPosition(i, wallet, mint, associated_token_account(wallet, mint),
+                               3_000_000_007, 123_456_789, context, 1_700_000_000_000,
+                               slot=300_000_000 + i, mirror_source=watched if i % 2 else None)
+        position.observe(150_000_001)
+        frames += [position.balance_message(), position.opened_message(),
+                   position.pnl_message(5), position.liquidity_message(6),
+                   position.trade_message(7), position.closed_message("stop_loss"),
+                   position.exit_message(1, ExitDecision("target_profit", 10, 0), "AAAA", 8),
+                   MirrorBuySignal(session_id=1, watched_wallet=watched, mint=mint,
+                                   user_wallet=wallet, amount_quote_units=5, input="SOL",
+                                   unsigned_tx_b64="AAAA", slippage_bps=2500,
+                                   send_mode="rpc", tip_lamports=1000,
+                                   market_context=context)]
+    return [encode(frame).decode() for frame in frames]
+
+
+PY_PARSE_ALL = """
+import json, sys
+from lasersell_sdk.stream.proto import server_message_from_text
+bad = []
+for line in open(sys.argv[1]):
+    try:
+        server_message_from_text(line)
+    except ValueError as exc:
+        bad.append([line[:200], str(exc)])
+print(json.dumps(bad))
+"""
+
+
+def test_every_frame_type_and_market_parses_in_the_python_sdk(tmp_path: Path) -> None:
+    frames = _every_frame_the_simulator_builds()
+    path = tmp_path / "frames.jsonl"
+    path.write_text("\n".join(frames) + "\n")
+    done = subprocess.run([str(python_sdk()), "-c", PY_PARSE_ALL, str(path)],
+                          capture_output=True, text=True, timeout=60, check=True)
+    assert json.loads(done.stdout) == []
+    assert len(frames) == 5 + 8 * len(MARKET_TYPES)
+
+
+def test_every_frame_type_and_market_parses_in_the_typescript_sdk(tmp_path: Path) -> None:
+    root = _node_or_skip()
+    path = tmp_path / "frames.jsonl"
+    path.write_text("\n".join(_every_frame_the_simulator_builds()) + "\n")
+    report = _run_node(root, "parse_driver.mjs", str(path))
+    assert report == {"bad": [], "parsed": 5 + 8 * len(MARKET_TYPES)}

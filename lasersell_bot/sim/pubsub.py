@@ -27,8 +27,8 @@ from solders.pubkey import Pubkey
 from solders.signature import Signature
 
 from lasersell_bot.sim.chain import SimChain
+from lasersell_bot.sim.rpc_extra import COMMITMENT_RANK, commitment_level
 
-COMMITMENT_RANK: Final = {"processed": 0, "confirmed": 1, "finalized": 2}
 ROOT_LAG_SLOTS: Final = 32
 INVALID_PARAMS: Final = -32602
 METHOD_NOT_FOUND: Final = -32601
@@ -58,17 +58,6 @@ class _Sub:
 class _Conn:
     ws: web.WebSocketResponse
     subs: dict[int, _Sub] = field(default_factory=dict)
-
-
-def _commitment(config: dict[str, Any]) -> str:
-    level = config.get("commitment") or "finalized"
-    if level in ("recent", "single", "singleGossip"):
-        return "processed"
-    if level in ("root", "max"):
-        return "finalized"
-    if level not in COMMITMENT_RANK:
-        raise _Refused(INVALID_PARAMS, f"Invalid params: unknown commitment {level!r}")
-    return str(level)
 
 
 def _config(params: list[Any], index: int) -> dict[str, Any]:
@@ -184,7 +173,7 @@ class PubSub:
         except ValueError:
             raise _Refused(INVALID_PARAMS, "Invalid params: invalid signature") from None
         config = _config(params, 1)
-        sub = _Sub("signature", signature, _commitment(config))
+        sub = _Sub("signature", signature, commitment_level(config))
         sub.received = not config.get("enableReceivedNotification", False)
         return sub
 
@@ -195,7 +184,8 @@ class PubSub:
         except ValueError:
             raise _Refused(INVALID_PARAMS, "Invalid params: invalid pubkey") from None
         config = _config(params, 1)
-        sub = _Sub("account", pubkey, _commitment(config), str(config.get("encoding", "binary")))
+        encoding = str(config.get("encoding", "binary"))
+        sub = _Sub("account", pubkey, commitment_level(config), encoding)
         sub.last = self._account_value(sub)
         return sub
 

@@ -285,7 +285,8 @@ def _pubkey(text: str) -> Pubkey:
         raise ExtraRpcError(INVALID_PARAMS, "Invalid param: Invalid") from None
 
 
-def _commitment(config: dict[str, Any], default: str = "finalized") -> str:
+def commitment_level(config: dict[str, Any], default: str = "finalized") -> str:
+    """``processed``/``confirmed``/``finalized`` from a config (deprecated names mapped)."""
     level = config.get("commitment") or default
     if level in ("recent", "single", "singleGossip"):
         return "processed"
@@ -341,7 +342,7 @@ class ExtraMethods:
         except ValueError:
             raise ExtraRpcError(INVALID_PARAMS, "Invalid param: Invalid") from None
         config = _config(params, 1)
-        wanted = _commitment(config)
+        wanted = commitment_level(config)
         if wanted == "processed":
             raise ExtraRpcError(INVALID_PARAMS,
                                 "Method does not support commitment below `confirmed`")

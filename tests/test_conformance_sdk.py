@@ -59,7 +59,9 @@ def _check_report(report: dict[str, Any], sim: SimProcess) -> None:
     assert "fatal" not in report, f"{report}\n--- sim log ---\n{sim.log[-4000:]}"
     assert report["parse_failures"] == [], report["parse_failures"]
     assert set(report["frames"]) >= EVERY_SERVER_TYPE, report["frames"]
-    assert report["errors"] == []
+    # The SDKs' deadline timers may ask for a position the server closed a moment ago
+    # (its exit landed): the server answers position_not_found, as the real one does.
+    assert [e for e in report["errors"] if not e.startswith("position_not_found")] == []
     assert report["exits"] and all(x["signature"] and x["err"] is None
                                    for x in report["exits"]), report["exits"]
     assert {m["success"] for m in report["mirrors"]} == {True}, report["mirrors"]
@@ -72,7 +74,8 @@ def _check_report(report: dict[str, Any], sim: SimProcess) -> None:
     assert sim.alive(), sim.log[-4000:]
     log = sim.log
     assert log.count("sim_mirror_buy_result") >= 2 and "sim_mirror_result_unexpected" not in log
-    assert "Traceback" not in log and "sim_error_sent" not in log, log[-4000:]
+    assert "Traceback" not in log, log[-4000:]
+    assert log.count("sim_error_sent") == len(report["errors"]), log[-4000:]
 
 
 def test_python_sdk_against_the_simulator(sim: SimProcess, tmp_path: Path) -> None:

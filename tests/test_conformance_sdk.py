@@ -166,6 +166,8 @@ def test_web3js_against_the_simulator_rpc(tmp_path: Path) -> None:
     assert report["transaction_fee"] == 5000 and report["transaction_err"] is None
     assert report["version"]
     assert report["on_signature"] == {"err": None}
+    assert report["parsed_keys"] == [[report["payer"], True, True], [report["dest"], False, True],
+                                     ["11111111111111111111111111111111", False, False]]
     assert report["ws_url"].endswith(str(int(process.urls["rpc url"].rsplit(":", 1)[1]) + 1))
 
 

@@ -214,8 +214,36 @@ def message_json(tx: VersionedTransaction) -> dict[str, Any]:
     return {"signatures": [str(s) for s in tx.signatures], "message": body}
 
 
+def message_json_parsed(tx: VersionedTransaction) -> dict[str, Any]:
+    """The ``jsonParsed`` encoding with every instruction left unparsed (Agave's
+    ``UiPartiallyDecodedInstruction``) and annotated account keys."""
+    message = tx.message
+    keys = [str(k) for k in message.account_keys]
+    header = message.header
+    signers = header.num_required_signatures
+    body: dict[str, Any] = {
+        "accountKeys": [
+            {"pubkey": key, "signer": i < signers, "source": "transaction",
+             "writable": i < signers - header.num_readonly_signed_accounts if i < signers
+             else i < len(keys) - header.num_readonly_unsigned_accounts}
+            for i, key in enumerate(keys)],
+        "instructions": [
+            {"programId": keys[ix.program_id_index],
+             "accounts": [keys[a] for a in bytes(ix.accounts)],
+             "data": _b58(bytes(ix.data)), "stackHeight": None}
+            for ix in message.instructions
+        ],
+        "recentBlockhash": str(message.recent_blockhash),
+    }
+    if isinstance(message, MessageV0):
+        body["addressTableLookups"] = message_json(tx)["message"]["addressTableLookups"]
+    return {"signatures": [str(s) for s in tx.signatures], "message": body}
+
+
 def _encoded_transaction(record: Recorded, encoding: str) -> Any:
-    if encoding in ("json", "jsonParsed"):
+    if encoding == "jsonParsed":
+        return message_json_parsed(record.tx)
+    if encoding == "json":
         return message_json(record.tx)
     if encoding == "base64":
         return [base64.b64encode(record.raw).decode(), "base64"]

@@ -51,6 +51,12 @@ async function run(rpcUrl) {
     { commitment: "confirmed", maxSupportedTransactionVersion: 0 });
   report.transaction_fee = found?.meta?.fee;
   report.transaction_err = found?.meta?.err ?? null;
+  const parsed = await connection.getParsedTransaction(signature,
+    { commitment: "confirmed", maxSupportedTransactionVersion: 0 });
+  const keys = parsed?.transaction.message.accountKeys ?? [];
+  report.parsed_keys = keys.map((k) => [k.pubkey.toBase58(), k.signer, k.writable]);
+  report.payer = payer.publicKey.toBase58();
+  report.dest = dest.toBase58();
 
   // onSignature: the websocket alone must deliver the confirmation.
   const second = new Transaction().add(SystemProgram.transfer({

@@ -234,3 +234,16 @@ async def test_pubsub_refuses_an_unsupported_account_encoding(server: SimRpcServ
         assert answer["id"] == 4 and answer["error"]["code"] == -32602
         await ws.send_json({"jsonrpc": "2.0", "id": 5, "method": "slotSubscribe"})
         assert isinstance((await ws.receive_json(timeout=3))["result"], int)
+
+
+def test_history_keeps_the_newest_transactions_up_to_its_capacity(market: Market) -> None:
+    from lasersell_bot.sim.rpc_extra import TransactionHistory
+
+    history = TransactionHistory(market.chain, lambda: 0.0, capacity=2)
+    signatures = []
+    for lamports in (10**6, 10**6 + 1, 10**6 + 2):
+        raw = transfer_tx(market, Keypair().pubkey(), lamports)
+        history.submit(raw)
+        signatures.append(str(VersionedTransaction.from_bytes(raw).signatures[0]))
+    assert history.get(signatures[0]) is None
+    assert all(history.get(s) is not None for s in signatures[1:])

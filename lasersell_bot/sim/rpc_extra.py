@@ -36,6 +36,7 @@ COMPUTE_BUDGET_ID: Final = Pubkey.from_string("ComputeBudget11111111111111111111
 DEFAULT_UNITS_PER_INSTRUCTION: Final = 200_000
 MAX_COMPUTE_UNITS: Final = 1_400_000
 MAX_AIRDROP_LAMPORTS: Final = 1_000 * 10**9
+HISTORY_CAPACITY: Final = 20_000
 COMMITMENT_RANK: Final = {"processed": 0, "confirmed": 1, "finalized": 2}
 _B58: Final = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
 
@@ -128,11 +129,14 @@ class Recorded:
 
 
 class TransactionHistory:
-    """Submits through the chain and remembers every transaction that executed."""
+    """Submits through the chain and remembers the last ``capacity`` transactions that
+    executed (older ones are forgotten, so a long soak stays flat)."""
 
-    def __init__(self, chain: SimChain, clock: Callable[[], float]) -> None:
+    def __init__(self, chain: SimChain, clock: Callable[[], float],
+                 capacity: int = HISTORY_CAPACITY) -> None:
         self.chain = chain
         self._clock = clock
+        self._capacity = capacity
         self._recorded: dict[str, Recorded] = {}
 
     def submit(self, raw: bytes) -> None:
@@ -147,6 +151,8 @@ class TransactionHistory:
         status = self.chain.signature_statuses([signature])[0]
         slot = status["slot"] if status else self.chain.slot
         fee, logs, units = self._meta(tx, signature)
+        if len(self._recorded) >= self._capacity:
+            del self._recorded[next(iter(self._recorded))]
         self._recorded[signature] = Recorded(
             raw, tx, slot, int(self._clock()), pre, [self.chain.balance(k) for k in keys],
             pre_tokens, self._token_balances(keys), fee, logs, units)

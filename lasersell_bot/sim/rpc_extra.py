@@ -36,7 +36,7 @@ COMPUTE_BUDGET_ID: Final = Pubkey.from_string("ComputeBudget11111111111111111111
 DEFAULT_UNITS_PER_INSTRUCTION: Final = 200_000
 MAX_COMPUTE_UNITS: Final = 1_400_000
 MAX_AIRDROP_LAMPORTS: Final = 1_000 * 10**9
-HISTORY_CAPACITY: Final = 20_000
+HISTORY_CAPACITY: Final = 5_000
 COMMITMENT_RANK: Final = {"processed": 0, "confirmed": 1, "finalized": 2}
 _B58: Final = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
 
@@ -116,7 +116,6 @@ class Recorded:
     """A transaction that executed (successfully or not) and what it changed."""
 
     raw: bytes
-    tx: VersionedTransaction
     slot: int
     block_time: int
     pre_balances: list[int]
@@ -130,7 +129,7 @@ class Recorded:
 
 class TransactionHistory:
     """Submits through the chain and remembers the last ``capacity`` transactions that
-    executed (older ones are forgotten, so a long soak stays flat)."""
+    executed (older ones are forgotten, so a long soak stays flat; ~1 KB each)."""
 
     def __init__(self, chain: SimChain, clock: Callable[[], float],
                  capacity: int = HISTORY_CAPACITY) -> None:
@@ -154,7 +153,7 @@ class TransactionHistory:
         if len(self._recorded) >= self._capacity:
             del self._recorded[next(iter(self._recorded))]
         self._recorded[signature] = Recorded(
-            raw, tx, slot, int(self._clock()), pre, [self.chain.balance(k) for k in keys],
+            raw, slot, int(self._clock()), pre, [self.chain.balance(k) for k in keys],
             pre_tokens, self._token_balances(keys), fee, logs, units)
 
     def get(self, signature: str) -> Recorded | None:
@@ -248,9 +247,9 @@ def message_json_parsed(tx: VersionedTransaction) -> dict[str, Any]:
 
 def _encoded_transaction(record: Recorded, encoding: str) -> Any:
     if encoding == "jsonParsed":
-        return message_json_parsed(record.tx)
+        return message_json_parsed(decode_transaction(record.raw))
     if encoding == "json":
-        return message_json(record.tx)
+        return message_json(decode_transaction(record.raw))
     if encoding == "base64":
         return [base64.b64encode(record.raw).decode(), "base64"]
     if encoding == "base58":
@@ -261,7 +260,7 @@ def _encoded_transaction(record: Recorded, encoding: str) -> Any:
 def transaction_json(record: Recorded, status: dict[str, Any], encoding: str,
                      max_version: int | None) -> dict[str, Any]:
     """A ``getTransaction`` result (Agave's ``EncodedConfirmedTransactionWithStatusMeta``)."""
-    versioned = isinstance(record.tx.message, MessageV0)
+    versioned = isinstance(decode_transaction(record.raw).message, MessageV0)
     if versioned and max_version is None:
         raise ExtraRpcError(
             UNSUPPORTED_TRANSACTION_VERSION,

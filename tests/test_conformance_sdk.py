@@ -290,4 +290,5 @@ def test_every_frame_type_and_market_parses_in_the_typescript_sdk(tmp_path: Path
     path = tmp_path / "frames.jsonl"
     path.write_text("\n".join(_every_frame_the_simulator_builds()) + "\n")
     report = _run_node(root, "parse_driver.mjs", str(path))
-    assert report == {"bad": [], "parsed": 5 + 8 * len(MARKET_TYPES)}
+    assert report == {"bad": [], "parsed": 5 + 8 * len(MARKET_TYPES),
+                      "local": [SDK_LOCAL_API, SDK_LOCAL_STREAM]}

@@ -1,8 +1,13 @@
 // Every line of a file through the TypeScript SDK's serverMessageFromText.
-// Usage: node parse_driver.mjs FRAMES.jsonl  ->  {"bad": [[frame, error]...], "parsed": n}
+// Usage: node parse_driver.mjs FRAMES.jsonl
+//   -> {"bad": [[frame, error]...], "parsed": n, "local": [local-mode REST, stream URLs]}
 
 import { readFileSync } from "node:fs";
-import { serverMessageFromText } from "@lasersell/lasersell-sdk";
+import {
+  LOCAL_EXIT_API_BASE_URL,
+  LOCAL_STREAM_ENDPOINT,
+  serverMessageFromText,
+} from "@lasersell/lasersell-sdk";
 
 const bad = [];
 let parsed = 0;
@@ -15,4 +20,5 @@ for (const line of readFileSync(process.argv[2], "utf8").split("\n")) {
     bad.push([line.slice(0, 200), String(error)]);
   }
 }
-console.log(JSON.stringify({ bad, parsed }));
+const local = [LOCAL_EXIT_API_BASE_URL, LOCAL_STREAM_ENDPOINT];
+console.log(JSON.stringify({ bad, parsed, local }));

@@ -73,7 +73,18 @@ def _parser() -> argparse.ArgumentParser:
 
     sim = sub.add_parser("sim", help="run the simulated stream server and local chain")
     sim.add_argument("--host", default="127.0.0.1")
-    sim.add_argument("--port", type=int, default=8082, help="stream port (RPC uses port+1)")
+    sim.add_argument("--port", type=int, default=8082,
+                     help="stream and REST port (RPC on port+1, its websocket on port+2)")
+    sim.add_argument("--api-port", type=int, default=None,
+                     help="also serve the REST API on this port")
+    sim.add_argument("--vendor-local", action="store_true",
+                     help="the vendor SDKs' local mode: stream on 8082, REST also on 8080")
+    sim.add_argument("--hello-after-configure", action="store_true",
+                     help="handshake as the vendor SDKs expect: hello_ok (or the error) "
+                          "only after configure")
+    sim.add_argument("--interval-ms", type=float, default=1000.0,
+                     help="how often prices move and positions are topped up")
+    sim.add_argument("--slot-ms", type=float, default=400.0, help="chain slot time")
     sim.set_defaults(handler=_cmd_sim)
 
     wallet = sub.add_parser("wallet", help="wallet tools: export a private key")
@@ -158,10 +169,23 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 def _cmd_sim(args: argparse.Namespace) -> int:
     from lasersell_bot.logs import configure_logging
-    from lasersell_bot.sim.standalone import serve
+    from lasersell_bot.sim.standalone import (
+        VENDOR_LOCAL_API_PORT,
+        VENDOR_LOCAL_STREAM_PORT,
+        SimOptions,
+        serve,
+    )
 
     configure_logging("info", "auto", syslog_prefix=False)
-    return _run_async(serve(args.host, args.port))
+    port, api_port = args.port, args.api_port
+    if args.vendor_local:
+        port, api_port = VENDOR_LOCAL_STREAM_PORT, api_port or VENDOR_LOCAL_API_PORT
+    if args.interval_ms <= 0 or args.slot_ms <= 0:
+        return _fail("--interval-ms and --slot-ms must be > 0")
+    return _run_async(serve(SimOptions(
+        host=args.host, port=port, api_port=api_port,
+        hello_after_configure=args.hello_after_configure,
+        interval_s=args.interval_ms / 1000, slot_ms=args.slot_ms)))
 
 
 # --------------------------------------------------------------------------- journal

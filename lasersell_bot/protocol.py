@@ -158,6 +158,10 @@ class BalanceUpdate(ServerMessage, tag="balance_update"):
 
 
 class PositionOpened(ServerMessage, tag="position_opened"):
+    """The ``*_quote`` fields are u64 quote atomic units (lamports or USD1 units):
+    ``token_price_quote`` per whole token, ``market_cap_quote`` and
+    ``pool_liquidity_quote`` in total. Integers on the wire, never floats."""
+
     position_id: int
     wallet_pubkey: str
     mint: str
@@ -170,9 +174,9 @@ class PositionOpened(ServerMessage, tag="position_opened"):
     token_name: str | None = None
     token_symbol: str | None = None
     token_decimals: int | None = None
-    token_price_quote: float | None = None
-    market_cap_quote: float | None = None
-    pool_liquidity_quote: float | None = None
+    token_price_quote: int | None = None
+    market_cap_quote: int | None = None
+    pool_liquidity_quote: int | None = None
     opened_at_ms: int | None = None
     watched: bool = False
     mirror_source: str | None = None
@@ -239,8 +243,8 @@ class PnlUpdate(ServerMessage, tag="pnl_update"):
     profit_units: int
     proceeds_units: int
     server_time_ms: int
-    token_price_quote: float | None = None
-    market_cap_quote: float | None = None
+    token_price_quote: int | None = None
+    market_cap_quote: int | None = None
     watched: bool = False
 
 
@@ -258,7 +262,7 @@ class TradeTick(ServerMessage, tag="trade_tick"):
     side: str
     token_amount: int
     quote_amount: int
-    price_quote: float
+    price_quote: int
     maker: str | None = None
     tx_signature: str | None = None
     watched: bool = False

@@ -128,7 +128,7 @@ CORPUS: list[p.ServerMessage] = [
     p.LiquiditySnapshot(position_id=1, bands=[p.SlippageBand(100, 5, 50.0)],
                         liquidity_trend="stable", server_time_ms=4),
     p.TradeTick(position_id=1, time_ms=5, side="buy", token_amount=1, quote_amount=2,
-                price_quote=2.0),
+                price_quote=2),
 ]
 CORPUS_DICTS = [msgspec.to_builtins(m) for m in CORPUS]
 
@@ -381,7 +381,7 @@ session_messages = st.one_of(
               liquidity_trend=st.sampled_from(["growing", "stable", "draining", "?"]),
               server_time_ms=u64s),
     st.builds(p.TradeTick, position_id=pids, time_ms=u64s, side=st.text(max_size=4),
-              token_amount=u64s, quote_amount=u64s, price_quote=st.floats(allow_nan=False)),
+              token_amount=u64s, quote_amount=u64s, price_quote=u64s),
     st.builds(exit_signal, position_id=pids, tx_b64=st.text(max_size=20)),
     st.builds(mirror_signal, tx_b64=st.text(max_size=20)),
     st.builds(p.ErrorMsg, code=st.text(max_size=10), message=st.text(max_size=10)),

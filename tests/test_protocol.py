@@ -156,6 +156,26 @@ def test_u64_and_i64_stay_exact() -> None:
     assert b"18446744073709551615" in p.encode(message)
 
 
+def test_quote_prices_are_exact_u64_integers() -> None:
+    """``*_quote`` fields are u64 quote atomic units (vendor: Go ``*uint64``, Python
+    ``int``), not floats: a price past 2**53 keeps every digit."""
+    big = 2**64 - 1
+    frames = [
+        {"type": "pnl_update", "position_id": 1, "profit_units": 0, "proceeds_units": 0,
+         "server_time_ms": 1, "token_price_quote": big, "market_cap_quote": big},
+        dict(SERVER_EXAMPLES["trade_tick"], price_quote=big),
+        dict(SERVER_EXAMPLES["position_opened"], token_price_quote=big, market_cap_quote=big,
+             pool_liquidity_quote=big),
+    ]
+    for frame in frames:
+        message = p.server_decoder().decode(json.dumps(frame))
+        values = [getattr(message, f) for f in ("token_price_quote", "market_cap_quote",
+                                                "pool_liquidity_quote", "price_quote")
+                  if hasattr(message, f)]
+        assert values and all(type(v) is int and v == big for v in values), message
+        assert str(big).encode() in p.encode(message)
+
+
 def test_unknown_keys_are_ignored() -> None:
     frame = dict(SERVER_EXAMPLES["pong"], brand_new_field={"nested": [1, 2]})
     assert p.server_decoder().decode(json.dumps(frame)) == p.Pong(server_time_ms=1706000000001)

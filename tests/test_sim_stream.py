@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import subprocess
 import sys
 import time
@@ -162,6 +163,16 @@ class Client:
         hello = await self.expect(HelloOk)
         await self.sync()
         return hello
+
+    async def refused(self, wallets: list[str], strategy: Strategy = TP_SL,
+                      **extra: Any) -> ErrorMsg:
+        """Send a configure the server refuses: its error, then the socket closes."""
+        await self.send(Configure(wallet_pubkeys=wallets, strategy=strategy, **extra))
+        error: ErrorMsg = await self.expect(ErrorMsg)
+        await self.expect(HelloOk)
+        closing = await self.ws.receive(timeout=3)
+        assert closing.type is aiohttp.WSMsgType.CLOSE, closing
+        return error
 
     async def sync(self) -> None:
         """Messages sent so far have been handled once the next pong arrives."""
@@ -342,8 +353,7 @@ async def test_bad_registration_proofs_are_rejected(
     assert got_status == status
     assert body["status"] == "error" and body["reason"].startswith(reason)
     client = await connect()
-    await client.configure([str(signer.pubkey())])
-    assert (await client.expect(ErrorMsg)).code == "wallet_not_registered"
+    assert (await client.refused([str(signer.pubkey())])).code == "wallet_not_registered"
 
 
 async def test_malformed_registration_body(
@@ -355,14 +365,57 @@ async def test_malformed_registration_body(
         assert (await resp.json())["reason"].startswith("invalid_body")
 
 
+async def test_hello_after_configure_order_and_error_in_its_place(
+    http: aiohttp.ClientSession, wallet: str
+) -> None:
+    """The vendor SDKs' order: nothing until configure, then hello_ok; a refused
+    configure gets the error where hello_ok would be, and the socket is closed."""
+    async with SimStreamServer(registered_wallets=[wallet], hello_after_configure=True) as sim:
+        ws = await http.ws_connect(sim.ws_url, headers=KEY)
+        client = Client(ws)
+        with pytest.raises(TimeoutError):
+            await client._next(0.2)
+        await client.send(Configure(wallet_pubkeys=[wallet], strategy=TP_SL))
+        assert isinstance(await client._next(3), HelloOk)
+        await ws.close()
+        ws = await http.ws_connect(sim.ws_url, headers=KEY)
+        client = Client(ws)
+        await client.send(Configure(wallet_pubkeys=[new_wallet()], strategy=TP_SL))
+        first = await client._next(3)
+        assert isinstance(first, ErrorMsg) and first.code == "wallet_not_registered"
+        closing = await ws.receive(timeout=3)
+        assert closing.type is aiohttp.WSMsgType.CLOSE and ws.close_code == 1008
+
+
+async def test_refused_first_configure_closes_the_socket_in_either_order(
+    server: SimStreamServer, connect: Any
+) -> None:
+    client = await connect()
+    await client.expect(HelloOk)
+    await client.send(Configure(wallet_pubkeys=[new_wallet()], strategy=TP_SL))
+    assert (await client.expect(ErrorMsg)).code == "wallet_not_registered"
+    closing = await client.ws.receive(timeout=3)
+    assert closing.type is aiohttp.WSMsgType.CLOSE
+    assert client.ws.close_code == 1008
+    await server.wait_until(lambda: not server.session_ids())
+
+
+async def test_refused_update_on_a_configured_session_keeps_it_open(
+    connect: Any, wallet: str
+) -> None:
+    client = await configured(connect, wallet)
+    await client.send(UpdateStrategy(strategy=Strategy(0, 0)))
+    assert (await client.expect(ErrorMsg)).code == "invalid_strategy"
+    await client.sync()
+
+
 # --------------------------------------------------------------------------- configure validation
 
 
 async def test_unregistered_wallet_is_named_in_error(connect: Any, wallet: str) -> None:
     stranger = new_wallet()
     client = await connect()
-    await client.configure([wallet, stranger])
-    error = await client.expect(ErrorMsg)
+    error = await client.refused([wallet, stranger])
     assert error.code == "wallet_not_registered" and stranger in error.message
 
 
@@ -378,9 +431,9 @@ async def test_invalid_strategy_errors(
     connect: Any, wallet: str, strategy: Strategy, message: str
 ) -> None:
     client = await connect()
-    await client.configure([wallet], strategy)
-    error = await client.expect(ErrorMsg)
+    error = await client.refused([wallet], strategy)
     assert error.code == "invalid_strategy" and message in error.message
+    client = await connect()
     await client.send(UpdateStrategy(strategy=TP_SL))
     assert (await client.expect(ErrorMsg)).code == "not_configured"
 
@@ -402,11 +455,12 @@ async def test_wallet_and_watch_limits(http: aiohttp.ClientSession) -> None:
                     max_positions_per_session=1)
     async with SimStreamServer(registered_wallets=wallets, limits=limits) as sim:
         client = Client(await http.ws_connect(sim.ws_url, headers=KEY))
-        await client.configure(wallets)
-        assert (await client.expect(ErrorMsg)).code == "too_many_wallets"
+        assert (await client.refused(wallets)).code == "too_many_wallets"
         watch = [WatchWallet(pubkey=new_wallet()) for _ in range(2)]
-        await client.send(Configure(wallets[:1], TP_SL, watch_wallets=watch))
-        assert (await client.expect(ErrorMsg)).code == "too_many_watch_wallets"
+        client = Client(await http.ws_connect(sim.ws_url, headers=KEY))
+        refusal = await client.refused(wallets[:1], watch_wallets=watch)
+        assert refusal.code == "too_many_watch_wallets"
+        client = Client(await http.ws_connect(sim.ws_url, headers=KEY))
         await client.send(Configure(wallets[:1], TP_SL))
         await sim.wait_configured()
         await sim.open_position(wallets[0], new_wallet(), TOKENS, ENTRY)
@@ -709,6 +763,50 @@ async def test_mirror_signals_and_results(
     await client.send(UpdateWatchWallets(watch_wallets=[]))
     await server.wait_received(UpdateWatchWallets)
     assert await server.emit_mirror_buy(watched, mint, wallet, 1) == 0
+
+
+async def test_mirror_result_for_a_mint_never_signalled_is_logged_and_counted(
+    server: SimStreamServer, connect: Any, wallet: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from lasersell_bot.logs import configure_logging
+
+    configure_logging("info", stream=sys.stdout)
+    watched = new_wallet()
+    client = await configured(connect, wallet, watch_wallets=[
+        WatchWallet(pubkey=watched, auto_buy=AutoBuy(wallet, 1_000))])
+    signalled, stranger = new_wallet(), new_wallet()
+    await server.emit_mirror_buy(watched, signalled, wallet, 1_000)
+    await client.expect(MirrorBuySignal)
+    for mint in (stranger, signalled, signalled):
+        await client.send(MirrorBuyResult(mint=mint, success=True))
+    await server.wait_received(MirrorBuyResult, 3)
+    assert [m.mint for _, m in server.mirror_results] == [signalled]
+    assert [m.mint for _, m in server.unexpected_mirror_results] == [stranger, signalled]
+    logged = capsys.readouterr().out
+    assert logged.count("sim_mirror_result_unexpected") == 2 and stranger in logged
+
+
+async def test_quote_fields_are_sent_as_integers(
+    server: SimStreamServer, connect: Any, wallet: str
+) -> None:
+    """The vendor SDK skips a frame whose price is a JSON float: all integers."""
+    client = await configured(connect, wallet)
+    pid = await server.open_position(wallet, new_wallet(), 3 * TOKENS, ENTRY)
+    await server.set_profit_pct(pid, 7.3)
+    raw: dict[str, dict[str, Any]] = {}
+    async with asyncio.timeout(3):
+        while len(raw) < 3:
+            frame = json.loads((await client.ws.receive()).data)
+            if frame["type"] in ("position_opened", "pnl_update", "trade_tick"):
+                raw[frame["type"]] = frame
+    fields = [("position_opened", "token_price_quote"), ("position_opened", "market_cap_quote"),
+              ("position_opened", "pool_liquidity_quote"), ("pnl_update", "token_price_quote"),
+              ("pnl_update", "market_cap_quote"), ("trade_tick", "price_quote"),
+              ("trade_tick", "quote_amount")]
+    for kind, name in fields:
+        assert type(raw[kind][name]) is int, (kind, name, raw[kind][name])
+    # quote atomic units per whole token (10**6 base units): 0.1 SOL for 3 tokens
+    assert raw["position_opened"]["token_price_quote"] == ENTRY * 10**6 // (3 * TOKENS)
 
 
 async def test_flood_of_10k_low_priority_frames_is_delivered(

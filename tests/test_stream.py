@@ -485,3 +485,48 @@ async def test_registration_retries_server_errors() -> None:
     finally:
         await runner.cleanup()
     assert len(seen) == 3
+
+
+# ------------------------------------------------------------------------ against the simulator
+
+
+@pytest.mark.parametrize("hello_after_configure", [False, True], ids=["docs", "sdk"])
+async def test_refusal_then_registration_in_both_handshake_orders(
+    hello_after_configure: bool,
+) -> None:
+    """Docs order (hello_ok on open, error after configure) and SDK order (the error
+    in place of hello_ok): either way the daemon sees the refusal, the server closes
+    the socket, the daemon registers again and the next session is configured."""
+    from solders.keypair import Keypair
+
+    from lasersell_bot.sim.stream_server import SimStreamServer
+
+    wallet = str(Keypair().pubkey())
+    async with SimStreamServer(hello_after_configure=hello_after_configure) as sim:
+        recorder = Recorder()
+        registrations: list[str] = []
+
+        async def reregister() -> None:
+            registrations.append(wallet)
+            sim.register_wallet(wallet)
+
+        client = StreamClient(
+            StreamConfig(url=sim.ws_url, api_key="test-key-123456"),
+            configure_messages=lambda: [p.Configure(wallet_pubkeys=[wallet], strategy=STRATEGY)],
+            on_high=recorder.on_high, on_low=recorder.on_low, metrics=Metrics(),
+            on_connection_change=recorder.changes.append, reregister=reregister)
+        task = asyncio.create_task(client.run())
+        try:
+            await wait_for(lambda: bool(sim.configured_session_ids()))
+            pid = await sim.open_position(wallet, str(Keypair().pubkey()), 1_000, 10_000)
+            await wait_for(lambda: any(m.position_id == pid
+                                       for m in recorder.of_type(p.PositionOpened)))
+        finally:
+            await client.stop()
+            await asyncio.wait_for(task, 5)
+    errors = recorder.of_type(p.ErrorMsg)
+    assert [e.code for e in errors] == ["wallet_not_registered"]
+    assert registrations == [wallet]
+    assert client.state.reconnects >= 1
+    hellos = recorder.of_type(p.HelloOk)
+    assert len(hellos) == (1 if hello_after_configure else 2)

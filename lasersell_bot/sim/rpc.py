@@ -43,6 +43,7 @@ from solders.signature import Signature
 from solders.transaction_status import TransactionErrorFieldless
 
 from lasersell_bot.sim.chain import ChainError, SimChain, SimulationResult, decode_transaction
+from lasersell_bot.sim.pubsub import PubSub, bind_pair
 from lasersell_bot.sim.rpc_accounts import (
     AccountsError,
     check_min_context_slot,
@@ -50,6 +51,7 @@ from lasersell_bot.sim.rpc_accounts import (
     simulation_accounts,
     simulation_accounts_config,
 )
+from lasersell_bot.sim.rpc_extra import ExtraMethods, ExtraRpcError, TransactionHistory
 
 API_VERSION: Final = "2.2.7"
 MAX_SIGNATURES: Final = 256
@@ -180,6 +182,8 @@ class RpcMethods:
             "getMultipleAccounts": self.get_multiple_accounts,
             "getTokenAccountsByOwner": self.get_token_accounts_by_owner,
         }
+        self.history = TransactionHistory(chain, time.time)
+        self._table.update(ExtraMethods(chain, self.history, self._context, API_VERSION).table())
 
     def call(self, method: str, params: Any) -> Any:
         handler = self._table.get(method)
@@ -189,7 +193,10 @@ class RpcMethods:
             params = []
         if not isinstance(params, list):
             raise RpcError(INVALID_PARAMS, "Invalid params: expected an array")
-        return handler(params)
+        try:
+            return handler(params)
+        except ExtraRpcError as error:
+            raise RpcError(error.code, error.message) from None
 
     def _context(self, value: Any) -> dict[str, Any]:
         return {"context": {"slot": self.chain.slot, "apiVersion": API_VERSION}, "value": value}
@@ -208,7 +215,7 @@ class RpcMethods:
             raise RpcError(INVALID_PARAMS, str(exc)) from None
         if not _config(params, 1).get("skipPreflight", False):
             self._preflight(raw)
-        self.chain.submit(raw)
+        self.history.submit(raw)
         return str(tx.signatures[0])
 
     def _preflight(self, raw: bytes) -> None:
@@ -477,6 +484,8 @@ class SimRpcServer:
     """JSON-RPC over HTTP on 127.0.0.1 for a ``SimChain``, with a slot clock.
 
     ``slot_ms`` None (or 0) leaves the clock to the caller (``chain.advance``).
+    The websocket (PubSub) API answers on the RPC port (``GET /``) and, where
+    web3.js looks for it, on port + 1 (``ws_url``).
     """
 
     def __init__(
@@ -489,6 +498,8 @@ class SimRpcServer:
     ) -> None:
         self.chain = chain or SimChain()
         self.methods = RpcMethods(self.chain)
+        self.pubsub = PubSub(self.chain, self.methods.call)
+        self.ws_url = ""
         self.faults = Faults()
         self.counts: Counter[str] = Counter()
         self.received: list[Received] = []
@@ -506,12 +517,16 @@ class SimRpcServer:
         for path in RPC_PATHS:
             app.router.add_post(path, self._handle_rpc)
         app.router.add_get("/ping", self._handle_ping)
+        app.router.add_get("/", self.pubsub.handle)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self._host, self._port)
-        await site.start()
+        rpc_sock, ws_sock = bind_pair(self._host, self._port)
+        for sock in (rpc_sock, ws_sock):
+            await web.SockSite(self._runner, sock).start()
         host, port = self._runner.addresses[0][:2]
         self.url = f"http://{host}:{port}"
+        self.ws_url = f"ws://{host}:{port + 1}"
+        self.pubsub.start()
         self._closing.clear()
         if self.slot_ms:
             self._clock = asyncio.create_task(self._run_clock(self.slot_ms / 1000))
@@ -520,6 +535,7 @@ class SimRpcServer:
     async def stop(self) -> None:
         """Stop the clock and the listener; held-back answers are released."""
         self._closing.set()
+        await self.pubsub.stop()
         if self._clock is not None:
             self._clock.cancel()
             with contextlib.suppress(asyncio.CancelledError):

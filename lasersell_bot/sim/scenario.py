@@ -63,6 +63,8 @@ MEMO_PROGRAM: Final = Pubkey.from_string("MemoSq4gqABAXKb96qnH8TysNcWxMyWCqXgDLG
 WSOL_MINT: Final = "So11111111111111111111111111111111111111112"
 HELIUS_TIP_ACCOUNT: Final = Pubkey.from_string("4ACfpUFoaSD9bfPdeu6DBt89gB6ENTeHBXCAi87NhDEE")
 BAND_BPS: Final = (100, 200, 500, 1000)
+SIM_SUPPLY_WHOLE_TOKENS: Final = 1_000_000_000
+"""Total supply of a simulated token in whole tokens (pump.fun's), for market caps."""
 _PCT_SCALE: Final = 1_000_000
 
 
@@ -176,8 +178,18 @@ class SimPosition:
         basis = self.basis_units()
         return (self.proceeds_units - basis) * 100.0 / basis if basis > 0 else 0.0
 
-    def price_quote(self) -> float:
-        return self.proceeds_units / self.tokens if self.tokens else 0.0
+    def price_quote(self) -> int:
+        """Quote atomic units per whole token (``10**token_decimals`` base units)."""
+        if not self.tokens:
+            return 0
+        whole: int = 10**self.token_decimals
+        return self.proceeds_units * whole // self.tokens
+
+    def market_cap_quote(self) -> int:
+        return self.price_quote() * SIM_SUPPLY_WHOLE_TOKENS
+
+    def pool_liquidity_quote(self) -> int:
+        return round(self.proceeds_units * self.pool_depth)
 
     # ---- state changes
 
@@ -221,7 +233,8 @@ class SimPosition:
             entry_quote_units=self.entry_quote_units, slot=self.slot,
             token_program=self.token_program, market_context=self.market_context,
             token_decimals=self.token_decimals, token_price_quote=self.price_quote(),
-            pool_liquidity_quote=self.proceeds_units * self.pool_depth,
+            market_cap_quote=self.market_cap_quote(),
+            pool_liquidity_quote=self.pool_liquidity_quote(),
             opened_at_ms=self.opened_at_ms, mirror_source=self.mirror_source,
         )
 
@@ -236,7 +249,7 @@ class SimPosition:
         return PnlUpdate(
             position_id=self.position_id, profit_units=self.profit_units(),
             proceeds_units=self.proceeds_units, server_time_ms=now_ms,
-            token_price_quote=self.price_quote(),
+            token_price_quote=self.price_quote(), market_cap_quote=self.market_cap_quote(),
         )
 
     def liquidity_message(self, now_ms: int) -> LiquiditySnapshot:
@@ -250,7 +263,8 @@ class SimPosition:
         amount = max(1, self.tokens // 20)
         return TradeTick(
             position_id=self.position_id, time_ms=now_ms, side="buy" if rising else "sell",
-            token_amount=amount, quote_amount=int(amount * self.price_quote()),
+            token_amount=amount,
+            quote_amount=amount * self.proceeds_units // self.tokens if self.tokens else 0,
             price_quote=self.price_quote(),
             maker=derived_address("maker", self.mint, self.ticks),
             tx_signature=str(Signature(hashlib.sha512(f"{self.mint}{self.ticks}".encode())

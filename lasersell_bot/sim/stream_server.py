@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 import msgspec
-from aiohttp import WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType, web
 from solders.pubkey import Pubkey
 from solders.signature import Signature
 
@@ -198,6 +198,8 @@ class _Session:
     watch_wallets: list[WatchWallet] = field(default_factory=list)
     mirror_config: MirrorConfig = field(default_factory=MirrorConfig)
     positions: set[int] = field(default_factory=set)
+    greeted: bool = False
+    mirror_mints: set[str] = field(default_factory=set)
 
     @property
     def configured(self) -> bool:
@@ -297,12 +299,22 @@ class SimStreamServer:
         liquidity_every: int = 4,
         trade_ticks: bool = True,
         resignal_after_s: float | None = None,
+        hello_after_configure: bool = False,
     ) -> None:
+        """``hello_after_configure``: the handshake order of the vendor SDKs (wait for
+        ``configure``, answer ``hello_ok``, or an ``error`` in its place); by default
+        ``hello_ok`` goes out on open, as the vendor docs describe. Either way a
+        refused first ``configure`` closes the socket (code 1008)."""
         self.host = host
         self.port = port
         self.limits = limits
         self.received: list[Received] = []
         self.mirror_results: list[tuple[int, MirrorBuyResult]] = []
+        self.unexpected_mirror_results: list[tuple[int, MirrorBuyResult]] = []
+        self.hello_after_configure = hello_after_configure
+        self.api_port: int | None = None
+        """Set before ``start`` to serve the REST API on this port too (the vendor
+        SDKs' local mode looks at 8080); the stream port keeps serving it."""
         self.sent_exits: list[ExitSignalWithTx] = []
         self._factory: TxFactory = tx_factory or MemoTxFactory()
         self._api_keys = frozenset(api_keys) if api_keys is not None else None
@@ -342,7 +354,8 @@ class SimStreamServer:
 
     @property
     def api_url(self) -> str:
-        return f"http://{self._url_host()}:{self.port}"
+        port = self.port if self.api_port is None else self.api_port
+        return f"http://{self._url_host()}:{port}"
 
     def _url_host(self) -> str:
         return f"[{self.host}]" if ":" in self.host else self.host
@@ -355,14 +368,26 @@ class SimStreamServer:
         app.router.add_post("/v1/sell", self._sell_handler)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
+        sock = self._listen(self.port)
+        self.port = sock.getsockname()[1]
+        await web.SockSite(self._runner, sock).start()
+        if self.api_port is not None:
+            api_sock = self._listen(self.api_port)
+            self.api_port = api_sock.getsockname()[1]
+            await web.SockSite(self._runner, api_sock).start()
+        _log().info("sim_stream_started", ws_url=self.ws_url, api_url=self.api_url)
+        return self.ws_url
+
+    def _listen(self, port: int) -> socket.socket:
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self.host, self.port))
-        self.port = sock.getsockname()[1]
-        await web.SockSite(self._runner, sock).start()
-        _log().info("sim_stream_started", ws_url=self.ws_url, api_url=self.api_url)
-        return self.ws_url
+        try:
+            sock.bind((self.host, port))
+        except OSError:
+            sock.close()
+            raise
+        return sock
 
     async def stop(self) -> None:
         for session in list(self._sessions.values()):
@@ -452,10 +477,15 @@ class SimStreamServer:
             return False
         self._sessions[session.session_id] = session
         self._changed.set()
+        if not self.hello_after_configure:
+            await self._greet(session)
+        return True
+
+    async def _greet(self, session: _Session) -> None:
+        session.greeted = True
         hello = HelloOk(session_id=session.session_id, server_time_ms=_now_ms(),
                         limits=self.limits)
         await self._send(session, encode(hello))
-        return True
 
     async def _receive_loop(self, session: _Session) -> None:
         async for frame in session.ws:
@@ -476,6 +506,15 @@ class SimStreamServer:
                 await self._dispatch(session, message)
         except SimError as exc:
             await self._send_error(session, exc.code, exc.message)
+            if isinstance(message, Configure) and not session.configured:
+                await self._close_refused(session, exc.code)
+
+    async def _close_refused(self, session: _Session, code: str) -> None:
+        """A refused first ``configure`` ends the session, as the real server does."""
+        _log().info("sim_session_refused", session_id=session.session_id, code=code)
+        with contextlib.suppress(TimeoutError, ConnectionResetError):
+            await asyncio.wait_for(
+                session.ws.close(code=WSCloseCode.POLICY_VIOLATION, message=code.encode()), 2.0)
 
     def _decode(self, data: str) -> tuple[_Decoded, bool]:
         """The decoded frame, and whether it was the legacy ``sell_now`` alias."""
@@ -519,6 +558,8 @@ class SimStreamServer:
         session.mirror_config = msg.mirror_config or MirrorConfig()
         session.configured_at = time.monotonic()
         session.positions.clear()
+        if not session.greeted:
+            await self._greet(session)
         await self._announce_wallets(session, session.wallets)
         self._changed.set()
         await self._evaluate_session(session)
@@ -562,7 +603,18 @@ class SimStreamServer:
         await self._emit_exit(position, ExitDecision(reason), [session], slippage)
 
     async def _on_mirror_buy_result(self, session: _Session, msg: MirrorBuyResult) -> None:
+        """Kept when it answers a ``mirror_buy_signal`` this session got (once per
+        signal); otherwise logged and counted in ``unexpected_mirror_results``."""
+        if msg.mint not in session.mirror_mints:
+            self.unexpected_mirror_results.append((session.session_id, msg))
+            _log().warning("sim_mirror_result_unexpected", session_id=session.session_id,
+                           mint=msg.mint, success=msg.success,
+                           count=len(self.unexpected_mirror_results))
+            return
+        session.mirror_mints.discard(msg.mint)
         self.mirror_results.append((session.session_id, msg))
+        _log().info("sim_mirror_buy_result", session_id=session.session_id, mint=msg.mint,
+                    success=msg.success)
 
     def _session_position(
         self, session: _Session, position_id: int | None, token_account: str | None
@@ -674,6 +726,9 @@ class SimStreamServer:
         except KeyError:
             raise KeyError(f"no tracked position {position_id}") from None
 
+    def tracks(self, position_id: int) -> bool:
+        return position_id in self._positions
+
     def _resolve(self, target: int | str) -> list[SimPosition]:
         if isinstance(target, int):
             return [self.position(target)]
@@ -780,6 +835,7 @@ class SimStreamServer:
             slippage = session.mirror_config.buy_slippage_bps or DEFAULT_MIRROR_SLIPPAGE_BPS
             tx = self._factory.build_mirror_buy(user_wallet, mint, amount_lamports, slippage,
                                                 session.send_mode, session.tip_lamports)
+            session.mirror_mints.add(mint)
             await self._send(session, encode(MirrorBuySignal(
                 session_id=session.session_id, watched_wallet=watched_wallet, mint=mint,
                 user_wallet=user_wallet, amount_quote_units=amount_lamports, input="SOL",
@@ -907,6 +963,13 @@ class SimStreamServer:
 
     def configured_session_ids(self) -> list[int]:
         return [sid for sid, s in self._sessions.items() if s.configured]
+
+    def auto_buys(self) -> set[tuple[str, str, int]]:
+        """``(watched wallet, buying wallet, lamports)`` of every configured session's
+        watch entries with ``auto_buy``."""
+        return {(w.pubkey, w.auto_buy.wallet_pubkey, w.auto_buy.amount_quote_units)
+                for s in self._sessions.values() if s.configured
+                for w in s.watch_wallets if w.auto_buy is not None}
 
     def configured_wallets(self) -> set[str]:
         """Every wallet some configured session currently watches."""

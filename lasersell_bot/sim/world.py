@@ -197,6 +197,10 @@ class SimWorld:
         await self.stream.emit_mirror_buy(watched_wallet, str(mint), str(user_wallet), lamports)
 
     def is_tracked(self, position_id: int) -> bool:
+        """Whether both sides still track the position; a client's ``close_position``
+        ends it on the server side only, so the holding is forgotten here too."""
+        if position_id in self._holdings and not self.stream.tracks(position_id):
+            del self._holdings[position_id]
         return position_id in self._holdings
 
     # ----------------------------------------------------------------- balance watcher

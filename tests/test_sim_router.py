@@ -606,7 +606,7 @@ async def test_rest_sell_errors_are_clear(world: SimWorld, http: aiohttp.ClientS
         assert (got_status, answer["status"]) == (status, "error"), body
         assert answer["reason"].startswith(reason), answer
     status, answer = await sell_request(http, world, good, key="")
-    assert (status, answer["reason"]) == (401, "invalid_api_key")
+    assert (status, answer["status"]) == (200, "ok")  # an open simulator takes any key
 
 
 async def test_world_knobs_select_shape_hostility_and_tier(world: SimWorld) -> None:

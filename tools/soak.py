@@ -372,15 +372,20 @@ class Chaos:
         open_now = self.open_positions()
         if not open_now:
             return
-        before = self.rig.running.metrics.guard_refusals.get("foreign_transfer")
+        before = self.drain_refusals()
         attacker = Keypair().pubkey()
         self.attackers.append(attacker)
         await self.world.stream.emit_raw(self.rig.hostile_exit(self.rng.choice(open_now),
                                                                attacker))
-        if await until(lambda: self.rig.running.metrics.guard_refusals.get(
-                "foreign_transfer") > before, 3):
+        if await until(lambda: self.drain_refusals() > before, 3):
             self.counts["hostile_refused"] += 1
         self.counts["hostile_sent"] += 1
+
+    def drain_refusals(self) -> float:
+        """Refusals of SOL sent to a stranger: ``fee_too_large`` with effects verification
+        on (the default: above the routing-fee allowance), ``foreign_transfer`` without."""
+        refusals = self.rig.running.metrics.guard_refusals
+        return refusals.get("fee_too_large") + refusals.get("foreign_transfer")
 
     async def sell_out(self, timeout: float) -> bool:
         """Calm down, then push every position (mirrored ones too) through its stop-loss
@@ -530,7 +535,7 @@ async def _run(duration: float, seed: int, directory: Path) -> Summary:
     summary.checks.append(Check(
         "hostile signals refused",
         stolen == 0 and summary.counts["hostile_refused"] == summary.counts["hostile_sent"],
-        f"sent {summary.counts['hostile_sent']}, refused (foreign_transfer) "
+        f"sent {summary.counts['hostile_sent']}, refused (fee_too_large / foreign_transfer) "
         f"{summary.counts['hostile_refused']}, lamports moved {stolen}"))
     _check_resources(summary, rss, tasks_before, fds_before)
     return summary

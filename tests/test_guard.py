@@ -24,6 +24,7 @@ from lasersell_bot.guard import (
     associated_token_address,
     check_transaction,
     priority_fee_lamports,
+    rent_exempt_lamports,
 )
 from tests.txfactory import (
     BUY_LAMPORTS,
@@ -352,6 +353,16 @@ def test_routing_fees_are_summed_by_asset() -> None:
     usd1 = check(_named("exit_usd1_pair_usd1_fee"))
     assert (usd1.ok, usd1.fee_lamports, usd1.fee_usd1) == (True, 0, FEE_ALLOWANCE_USD1)
     assert sol.needs_effects and wsol.needs_effects and usd1.needs_effects
+
+
+def test_rent_of_a_strangers_token_account_counts_as_a_fee() -> None:
+    vault_ata = check(_named("exit_wsol_fee_into_a_vault_account_we_create"))
+    assert vault_ata.ok and vault_ata.fee_lamports == ROUTING_FEE // 2 + rent_exempt_lamports(165)
+    s = SCENARIO
+    t22 = build(s, [*exit_pumpfun_ixs(s), create_ata(s, s.mint, TOKEN_2022, owner=s.evil)])
+    assert check_transaction(t22, POLICY, s.exit_expect()).fee_lamports == \
+        rent_exempt_lamports(512)  # a Token-2022 account's size depends on the mint
+    assert check_transaction(t22, STATIC, s.exit_expect()).reason == "ata_foreign_owner"
 
 
 def test_fee_allowance_bounds_fees_exactly() -> None:

@@ -497,6 +497,11 @@ def router_variants(s: Scenario) -> list[Variant]:
                           token_fee(s, WSOL, wsol_fee), close_account(s, s.me),
                           *fee_transfers(s, ROUTING_FEE - wsol_fee, 0), tip(s)]),
                 exit_, None, "token_transfer_foreign"),
+        Variant("exit_wsol_fee_into_a_vault_account_we_create",
+                build(s, [*cb, create_ata(s, WSOL), amm_swap(s, PUMP_SWAP, "sell"),
+                          create_ata(s, WSOL, owner=FEE_VAULT), token_fee(s, WSOL, wsol_fee),
+                          close_account(s, s.me), tip(s)]),
+                exit_, None, "ata_foreign_owner"),
         Variant("exit_usd1_pair_usd1_fee",
                 build(s, [*cb, create_ata(s, USD1), pump_swap(s, "sell", SELL_TOKENS, 1,
                                                               quote=USD1),
@@ -746,6 +751,8 @@ EFFECTS_REASONS: dict[str, str | None] = {
     "program_not_allowlisted": None,
     "buy_wrap_into_foreign_wsol": "fee_too_large",
     "buy_wrap_into_token2022_wsol_derivation": "fee_too_large",
+    "ata_for_foreign_owner": None,  # its rent counts as a fee, within the allowance
+    "buy_to_wrong_wallet": "fee_too_large",
 }
 
 

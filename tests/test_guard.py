@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from solders.instruction import AccountMeta, Instruction
 from solders.pubkey import Pubkey
+from solders.transaction import VersionedTransaction
 from spl.token import instructions as spl
 from spl.token import models as sm
 from spl.token.models import AuthorityType
@@ -26,12 +27,14 @@ from lasersell_bot.guard import (
     priority_fee_lamports,
     rent_exempt_lamports,
 )
+from lasersell_bot.guard.tables import resolve_keys, static_writable
 from tests.txfactory import (
     BUY_LAMPORTS,
     CU_LIMIT,
     CU_PRICE,
     FEE_ALLOWANCE,
     FEE_ALLOWANCE_USD1,
+    FEE_VAULT,
     HELIUS_TIP,
     MAX_TIP,
     PUMP_FUN,
@@ -422,3 +425,22 @@ def test_what_only_effects_can_vouch_for_is_flagged() -> None:
     assert plain.effects_only == () and not plain.needs_effects
     usd1_buy = check(_named("buy_usd1_pair_paid_in_usd1"))
     assert usd1_buy.ok and usd1_buy.effects_only == ("stable_coin_buy",)
+
+
+def test_resolved_keys_follow_the_runtime_order_and_writability() -> None:
+    """Static keys, then each table's writable entries, then its read-only ones; the
+    writable flags computed once from the header agree with ``static_writable``."""
+    variant = _named("router_exit_with_lookup_table")
+    message = VersionedTransaction.from_bytes(variant.tx).message
+    assert variant.tables is not None
+    resolved = resolve_keys(message, variant.tables)
+    n = len(message.account_keys)
+    assert resolved.keys[:n] == tuple(message.account_keys)
+    assert list(resolved.writable[:n]) == [static_writable(message.header, i, n)
+                                           for i in range(n)]
+    (lookup,) = message.address_table_lookups
+    table = variant.tables[lookup.account_key]
+    loaded = [table[i] for i in lookup.writable_indexes] + [
+        table[i] for i in lookup.readonly_indexes]
+    assert list(resolved.keys[n:]) == loaded
+    assert FEE_VAULT in resolved.writable_keys()

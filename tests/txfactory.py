@@ -432,6 +432,7 @@ __all__ = [
     "EFFECTS_REASONS",
     "FEE_ALLOWANCE",
     "FEE_ALLOWANCE_USD1",
+    "FEE_VAULT",
     "HELIUS_TIP",
     "JITO_TIP",
     "MAX_PRIORITY_FEE",

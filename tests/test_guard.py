@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from solders.instruction import AccountMeta, Instruction
 from solders.pubkey import Pubkey
+from solders.transaction import VersionedTransaction
 from spl.token import instructions as spl
 from spl.token import models as sm
 from spl.token.models import AuthorityType
@@ -24,13 +25,16 @@ from lasersell_bot.guard import (
     associated_token_address,
     check_transaction,
     priority_fee_lamports,
+    rent_exempt_lamports,
 )
+from lasersell_bot.guard.tables import resolve_keys, static_writable
 from tests.txfactory import (
     BUY_LAMPORTS,
     CU_LIMIT,
     CU_PRICE,
     FEE_ALLOWANCE,
     FEE_ALLOWANCE_USD1,
+    FEE_VAULT,
     HELIUS_TIP,
     MAX_TIP,
     PUMP_FUN,
@@ -354,6 +358,16 @@ def test_routing_fees_are_summed_by_asset() -> None:
     assert sol.needs_effects and wsol.needs_effects and usd1.needs_effects
 
 
+def test_rent_of_a_strangers_token_account_counts_as_a_fee() -> None:
+    vault_ata = check(_named("exit_wsol_fee_into_a_vault_account_we_create"))
+    assert vault_ata.ok and vault_ata.fee_lamports == ROUTING_FEE // 2 + rent_exempt_lamports(165)
+    s = SCENARIO
+    t22 = build(s, [*exit_pumpfun_ixs(s), create_ata(s, s.mint, TOKEN_2022, owner=s.evil)])
+    assert check_transaction(t22, POLICY, s.exit_expect()).fee_lamports == \
+        rent_exempt_lamports(512)  # a Token-2022 account's size depends on the mint
+    assert check_transaction(t22, STATIC, s.exit_expect()).reason == "ata_foreign_owner"
+
+
 def test_fee_allowance_bounds_fees_exactly() -> None:
     s = SCENARIO
     tx = build(s, [*compute_budget(), pump_sell(s), *fee_transfers(s, FEE_ALLOWANCE), tip(s)])
@@ -411,3 +425,22 @@ def test_what_only_effects_can_vouch_for_is_flagged() -> None:
     assert plain.effects_only == () and not plain.needs_effects
     usd1_buy = check(_named("buy_usd1_pair_paid_in_usd1"))
     assert usd1_buy.ok and usd1_buy.effects_only == ("stable_coin_buy",)
+
+
+def test_resolved_keys_follow_the_runtime_order_and_writability() -> None:
+    """Static keys, then each table's writable entries, then its read-only ones; the
+    writable flags computed once from the header agree with ``static_writable``."""
+    variant = _named("router_exit_with_lookup_table")
+    message = VersionedTransaction.from_bytes(variant.tx).message
+    assert variant.tables is not None
+    resolved = resolve_keys(message, variant.tables)
+    n = len(message.account_keys)
+    assert resolved.keys[:n] == tuple(message.account_keys)
+    assert list(resolved.writable[:n]) == [static_writable(message.header, i, n)
+                                           for i in range(n)]
+    (lookup,) = message.address_table_lookups
+    table = variant.tables[lookup.account_key]
+    loaded = [table[i] for i in lookup.writable_indexes] + [
+        table[i] for i in lookup.readonly_indexes]
+    assert list(resolved.keys[n:]) == loaded
+    assert FEE_VAULT in resolved.writable_keys()

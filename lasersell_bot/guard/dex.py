@@ -75,7 +75,7 @@ class TradeForm:
     direction: Direction
     base: int  # account position of the base (or input) mint
     quote: int | None  # position of the quote (or output) mint; None = native SOL
-    max_in: int = 8  # offset of the u64 maximum input (buys and two-way swaps)
+    max_in: int = 8  # offset of the u64 maximum input (of the sold side)
     data_len: int = 24
     input_account: int = 0  # "accounts" direction: position of the input token account
     programs: tuple[int, int] = (0, 0)  # "accounts": token programs of (base, quote)
@@ -113,7 +113,7 @@ TRADES: dict[Pubkey, dict[bytes, TradeForm]] = {
         TradeForm("buy_exact_in", "buy", 9, 10, data_len=32),
         TradeForm("buy_exact_out", "buy", 9, 10, max_in=16, data_len=32),
         TradeForm("sell_exact_in", "sell", 9, 10, data_len=32),
-        TradeForm("sell_exact_out", "sell", 9, 10, data_len=32)),
+        TradeForm("sell_exact_out", "sell", 9, 10, max_in=16, data_len=32)),
     Pubkey.from_string(RAYDIUM_CPMM_PROGRAM): _forms(
         TradeForm("swap_base_input", "mints", 10, 11),
         TradeForm("swap_base_output", "mints", 10, 11)),  # (max_amount_in, amount_out)

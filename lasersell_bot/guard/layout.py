@@ -70,9 +70,12 @@ def _walk(raw: bytes) -> TxLayout:
     num_keys, keys_offset = _compact_u16(raw, pos + 3)
     count, pos = _compact_u16(raw, keys_offset + 32 * num_keys + 32)
     programs = []
-    for _ in range(count):
+    for _ in range(count):  # the hot loop: one-byte lengths skip the call (guard latency)
         programs.append(raw[pos])
-        pos = _skip_sized(raw, _skip_sized(raw, pos + 1))
+        length = raw[pos + 1]  # accounts
+        pos = pos + 2 + length if length < 0x80 else _skip_sized(raw, pos + 1)
+        length = raw[pos]  # data
+        pos = pos + 1 + length if length < 0x80 else _skip_sized(raw, pos)
     if version is not None:
         count, pos = _compact_u16(raw, pos)
         for _ in range(count):

@@ -43,7 +43,8 @@ What it checks, in order (the first failure wins and names the instruction index
      other mint to a stranger is refused), no ``approve``, ``set_authority``, ``burn``,
      ``mint_to``, ``freeze_account`` or ``thaw_account``, ``close_account`` only to our
      wallet; unknown instructions that mention our wallet are refused;
-   * Associated Token Account: we only pay for ATAs that we own, under a token program;
+   * Associated Token Account: we only pay for ATAs under a token program, and that we
+     own (with effects verification on, the rent of a stranger's counts as a fee);
    * Compute Budget: each kind at most once, unit price <= ``max_priority_fee``
      micro-lamports/CU and total priority fee <= ``max_priority_fee_lamports``;
    * Memo: any text. DEX programs (``dex``): only known trade instructions, trading the

@@ -76,7 +76,11 @@ def resolve_keys(message: object, tables: Mapping[Pubkey, Sequence[Pubkey]]) -> 
     table or one of its indexes is not in ``tables``."""
     static = tuple(message.account_keys)  # type: ignore[attr-defined]
     n = len(static)
-    flags = [static_writable(message.header, i, n) for i in range(n)]  # type: ignore[attr-defined]
+    header = message.header  # type: ignore[attr-defined]  # read once: solders rebuilds it
+    signed = int(header.num_required_signatures)
+    signed_writable = signed - int(header.num_readonly_signed_accounts)
+    unsigned_writable = n - int(header.num_readonly_unsigned_accounts)
+    flags = [i < signed_writable if i < signed else i < unsigned_writable for i in range(n)]
     if not isinstance(message, MessageV0) or not message.address_table_lookups:
         return ResolvedKeys(static, tuple(flags), n)
     writable: list[Pubkey] = []

@@ -14,12 +14,17 @@ from solders.pubkey import Pubkey
 
 from lasersell_bot.guard.context import Ctx, Ix, u64
 from lasersell_bot.guard.policy import (
+    MAX_FUNDED_SPACE,
+    TOKEN_ID,
     TOKEN_PROGRAM_IDS,
     USD1_ID,
     WSOL_ID,
     Verdict,
     refuse,
+    rent_exempt_lamports,
 )
+
+SPL_ACCOUNT_SPACE = 165  # an SPL Token account
 
 # initialize_account, get_account_data_size, initialize_immutable_owner, revoke,
 # sync_native, amount_to_ui_amount, ui_amount_to_amount (and the account inits, below)
@@ -156,11 +161,20 @@ def check_ata(ctx: Ctx, index: int, ix: Ix) -> Verdict | None:
         return None
     if tag not in (0, 1):
         return refuse("ata_instruction_unknown", f"ATA instruction {tag}", index)
-    if ctx.ours(ix, 0) and not ctx.ours(ix, 2):
-        return refuse("ata_foreign_owner",
-                       f"we pay for an ATA owned by {ctx.key(ix, 2)}", index)
-    if ctx.ours(ix, 0) and ctx.key(ix, 5) not in TOKEN_PROGRAM_IDS:
+    if not ctx.ours(ix, 0):
+        return None
+    token_program = ctx.key(ix, 5)
+    if token_program not in TOKEN_PROGRAM_IDS:
         # The ATA program creates the account owned by whatever program is named here.
         return refuse("ata_foreign_token_program", f"we pay for an account the ATA program "
-                       f"creates for {ctx.key(ix, 5)}, which is not a token program", index)
-    return None
+                       f"creates for {token_program}, which is not a token program", index)
+    if ctx.ours(ix, 2):
+        return None
+    if ctx.policy.verify_effects:
+        # A fee recipient's token account (e.g. the fee vault's WSOL or USD1 account): its
+        # rent is paid to a stranger, so it counts as a routing fee (at most: a Token-2022
+        # account's size depends on the mint's extensions).
+        space = SPL_ACCOUNT_SPACE if token_program == TOKEN_ID else MAX_FUNDED_SPACE
+        ctx.tally.fee_lamports += rent_exempt_lamports(space)
+        return over_fee_allowance(ctx, index)
+    return refuse("ata_foreign_owner", f"we pay for an ATA owned by {ctx.key(ix, 2)}", index)

@@ -286,8 +286,10 @@ async def test_systemd_lifecycle_reload_health_and_journal(setup: Setup) -> None
     """READY, STATUS, WATCHDOG; health and metrics; an exit lands; SIGHUP changes the
     strategy on the same session; SIGTERM exits 0 and the journal has the exit."""
     daemon = await setup.start_ready()
-    started = daemon.events()
-    names = [e.get("event") for e in started]
+    # READY=1 reaches systemd just before the "ready" line reaches the log: wait for both.
+    await daemon.wait("configure_sent and ready in the log", lambda: {
+        "configure_sent", "ready"} <= {e.get("event") for e in daemon.events()})
+    names = [e.get("event") for e in daemon.events()]
     assert names.index("configure_sent") < names.index("ready")  # READY only once configured
     await daemon.wait("the sim to see a configured session",
                       lambda: bool(setup.world.stream.configured_session_ids()))

@@ -143,6 +143,8 @@ class Executor:
         # server clock minus ours, from hello_ok; signal ages are measured on its clock
         self.server_clock_offset_ms = 0
         self._stream_up = True
+        # Set by the control API (pause-buys): mirror buys are refused as mirror_paused.
+        self.mirror_paused = False
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -445,6 +447,8 @@ class Executor:
         try:
             if not self._accepting:
                 raise _Refused("shutting_down", "the daemon is stopping; no new buys")
+            if self.mirror_paused:
+                raise _Refused("mirror_paused", "mirror buys are paused (resume-buys)")
             expectation = self._mirror_expectation(signal)
             signed = self._guard_and_sign(signal.unsigned_tx_b64, signal.user_wallet, expectation)
             self._journal.record_guard(signal_id, True, "", "")

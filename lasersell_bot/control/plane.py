@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 BROADCAST_EVERY_SEC: Final = 0.5
 JOURNAL_EVERY_SEC: Final = 2.0
 BALANCE_EVERY_SEC: Final = 30.0
+BALANCE_SETTLE_SEC: Final = 1.0
 RECENT_TRADES: Final = 200
 RECENT_MIRROR: Final = 50
 
@@ -93,6 +94,7 @@ class ControlPlane:
         self.started_ms = _now_ms()
         self._dirty: set[int] = set()
         self._journal_changed = asyncio.Event()
+        self._balances_due = asyncio.Event()
 
     # ----------------------------------------------------------------- inputs
 
@@ -129,6 +131,8 @@ class ControlPlane:
         """A notification the executor raised (landed, failed, refused, mirror buy)."""
         self.bus.publish("notice", {"kind": kind, "text": text, "t": _now_ms()})
         self._journal_changed.set()
+        if kind in ("exit_landed", "mirror_buy"):
+            self._balances_due.set()
 
     def _mirror_event(self, kind: str, watched: str, mint: str | None,
                       reason: str = "") -> None:
@@ -272,7 +276,10 @@ class ControlPlane:
                                                                pubkey, self.balances[pubkey])
                 self.bus.publish("wallets", {"wallets": [
                     {"pubkey": pk, "sol_lamports": v} for pk, v in self.balances.items()]})
-                await asyncio.sleep(BALANCE_EVERY_SEC)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._balances_due.wait(), BALANCE_EVERY_SEC)
+                self._balances_due.clear()
+                await asyncio.sleep(BALANCE_SETTLE_SEC)  # let the landed change settle
 
 
 async def _get_balance(http: aiohttp.ClientSession, url: str, pubkey: str,

@@ -1,0 +1,102 @@
+"""The dashboard in headless Chromium against the daemon on the simulator: log in with
+the token, see a position's PnL change live, click Sell, confirm, see the trade land.
+
+The screenshot is saved in the test's temporary folder; with
+``LASERSELL_UPDATE_SCREENSHOT=1`` it also replaces ``docs/dashboard.png`` (the README's).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import signal
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from lasersell_bot.journal import JournalReader
+from lasersell_bot.sim.world import SimWorld
+from tests.cdp import Page, chromium, find_chromium
+from tests.controlkit import ControlSetup
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+async def ctl(tmp_path: Path) -> AsyncIterator[ControlSetup]:
+    world = SimWorld(slot_ms=20)
+    await world.start()
+    harness = ControlSetup(tmp_path, world)
+    try:
+        yield harness
+    finally:
+        for process in harness.processes:
+            await process.kill()
+        await world.stop()
+
+
+def pnl_text(position_id: int) -> str:
+    return (f"(document.querySelector('[data-position-id=\"{position_id}\"] .pnl-pct') "
+            "|| {}).textContent")
+
+
+async def see_pnl(page: Page, position_id: int, text: str) -> None:
+    await page.wait_for(f"position {position_id} showing {text}",
+                        f"{pnl_text(position_id)} === {json.dumps(text)}")
+
+
+async def test_dashboard_shows_live_pnl_and_sells_with_confirmation(ctl: ControlSetup) -> None:
+    binary = find_chromium()
+    if binary is None:
+        pytest.skip("Chromium not found and cannot be installed here (apt-get install chromium)")
+    daemon = await ctl.start()
+    kept = await ctl.open_position(daemon)
+    sold = await ctl.open_position(daemon)
+    async with chromium(binary, ctl.tmp / "profile") as page:
+        await page.viewport(1280, 1000)
+        await page.navigate(f"{ctl.url}/?token={ctl.token()}")  # sets the cookie, redirects
+        await page.wait_for("the dashboard", "!!document.querySelector('#positions .position')")
+        for pct in (4, -3, 9):
+            await ctl.world.set_profit_pct(kept, pct)
+            await asyncio.sleep(1.05)  # one history point per second
+        await ctl.world.set_profit_pct(sold, 6)
+        await see_pnl(page, sold, "+6.0%")
+        await ctl.world.set_profit_pct(sold, 14)  # the change arrives live
+        await see_pnl(page, sold, "+14.0%")
+        await see_pnl(page, kept, "+9.0%")
+
+        await page.click(f'[data-position-id="{sold}"] .sell')
+        await page.wait_for("the confirmation", "document.querySelector('#confirm').open")
+        text = await page.evaluate("document.querySelector('#confirm-text').textContent")
+        assert f"#{sold}" in text and "+14.0%" in text
+        assert not [r for r in ctl.world.stream.received if "RequestExit" in type(
+            r.message).__name__]  # nothing is sent before the confirmation
+        await page.click("#confirm-yes")
+        await daemon.wait_event("tx_confirmed", position_id=sold, state="landed")
+        await page.wait_for("the landed trade in the table",
+                            "[...document.querySelectorAll('#trades tbody tr')].some("
+                            "r => r.textContent.includes('#" + str(sold) + "') && "
+                            "r.querySelector('.state.landed'))")
+        await page.wait_for("the sold position to leave the list",
+                            f"!document.querySelector('[data-position-id=\"{sold}\"]')")
+        await page.wait_for("the realised PnL", "document.querySelector('#realized')"
+                            ".textContent.startsWith('+')")
+        shot = await page.screenshot(ctl.tmp / "dashboard.png")
+        await page.viewport(390, 844, mobile=True)  # a phone: still one readable column
+        await see_pnl(page, kept, "+9.0%")
+        width = await page.evaluate("document.documentElement.scrollWidth")
+        assert width <= 400, f"the page is {width}px wide on a 390px phone"
+        await page.screenshot(ctl.tmp / "dashboard-phone.png")
+        assert page.console == []
+    assert shot.stat().st_size > 10_000
+    if os.environ.get("LASERSELL_UPDATE_SCREENSHOT"):
+        shutil.copyfile(shot, REPO / "docs" / "dashboard.png")
+    events = daemon.events("manual_sell_requested")
+    assert [(e["position_id"], e["source"]) for e in events] == [(sold, "dashboard")]
+    daemon.send_signal(signal.SIGTERM)
+    assert await daemon.wait_exit(15) == 0
+    rows = JournalReader(ctl.tmp / "journal.sqlite3").recent_trades(10)
+    assert [(r.position_id, r.reason, r.state) for r in rows] == [(sold, "manual", "landed")]

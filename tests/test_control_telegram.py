@@ -5,6 +5,7 @@ step for sells, and the sell lands through the usual guard and executor."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import time
 from collections.abc import AsyncIterator
@@ -66,10 +67,8 @@ class FakeTelegram:
         pending = [u for u in self.updates if u["update_id"] >= offset]
         if not pending:
             self._queued.clear()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._queued.wait(), min(1.0, params["timeout"]))
-            except TimeoutError:
-                pass
             pending = [u for u in self.updates if u["update_id"] >= offset]
         return web.json_response({"ok": True, "result": pending[: params["limit"]]})
 

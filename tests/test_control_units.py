@@ -56,7 +56,7 @@ def test_short_token_is_refused_and_credential_wins(tmp_path: Path) -> None:
 
 
 def test_missing_token_file_names_the_key_for_the_client(tmp_path: Path) -> None:
-    with pytest.raises(auth.TokenError, match="http.api_token_file"):
+    with pytest.raises(auth.TokenError, match=r"http\.api_token_file"):
         auth.read_token(tmp_path / "none", env={})
 
 

@@ -172,8 +172,8 @@ async def test_events_stream_and_strategy_changes(ctl: ControlSetup) -> None:
             assert seen[0][0] == "state"
             pid = await ctl.open_position(daemon)
             await ctl.world.set_profit_pct(pid, 5)
-            await daemon.wait("a position event with the PnL", lambda: any(
-                n == "position" and d["id"] == pid and d["profit_pct"] is not None
+            await daemon.wait("a pnl event", lambda: any(
+                n == "pnl" and d["id"] == pid and d["profit_pct"] == 5
                 for n, d in seen))
         finally:
             reader.cancel()

@@ -288,3 +288,16 @@ def test_confirmations_expire_and_are_used_once() -> None:
     confirmations.ask(4)
     now[0] += CONFIRM_SEC + 1
     assert not confirmations.take(4)
+
+
+async def test_subscription_survives_a_keepalive_timeout() -> None:
+    """The events handler waits with a timeout (to send keepalives); a timed-out wait
+    must not end the subscription."""
+    bus = EventBus()
+    subscription = bus.subscribe()
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(subscription.next(), 0.01)
+    bus.publish("position", {"id": 1})
+    assert await asyncio.wait_for(subscription.next(), 1) == (1, "position", {"id": 1})
+    bus.close_all()
+    assert await subscription.next() is None and await subscription.next() is None

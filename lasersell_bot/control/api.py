@@ -21,7 +21,7 @@ from aiohttp import web
 
 from lasersell_bot.control import auth
 from lasersell_bot.control.actions import ControlError, check_slippage
-from lasersell_bot.control.events import sse_frame
+from lasersell_bot.control.events import sse_frame, sse_raw
 from lasersell_bot.control.plane import ControlPlane
 from lasersell_bot.control.views import trade_view
 from lasersell_bot.logs import get_logger
@@ -140,7 +140,7 @@ class ControlApi:
     # ----------------------------------------------------------------- reads
 
     async def _state(self, _request: web.Request) -> web.Response:
-        return _json(self.plane.state())
+        return web.Response(body=self.plane.state_bytes(), content_type="application/json")
 
     async def _trades(self, request: web.Request) -> web.Response:
         limit = _int_query(request, "limit", 50)
@@ -157,18 +157,16 @@ class ControlApi:
         await response.prepare(request)
         subscription = self.plane.bus.subscribe()
         try:
-            await response.write(sse_frame(0, "state", self.plane.state()))
-            events = subscription.__aiter__()
+            await response.write(sse_raw(0, "state", self.plane.state_bytes()))
             while True:
                 try:
-                    event_id, name, data = await asyncio.wait_for(
-                        anext(events), KEEPALIVE_SEC)
+                    event = await asyncio.wait_for(subscription.next(), KEEPALIVE_SEC)
                 except TimeoutError:
                     await response.write(b": keepalive\n\n")
                     continue
-                except StopAsyncIteration:
+                if event is None:
                     break
-                await response.write(sse_frame(event_id, name, data))
+                await response.write(sse_frame(*event))
         except (ConnectionResetError, asyncio.CancelledError):
             pass
         finally:

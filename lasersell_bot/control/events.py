@@ -20,7 +20,7 @@ _CLOSED: Final = object()
 
 
 class Subscription:
-    """One subscriber's queue; iterate it for ``(event id, name, data)``."""
+    """One subscriber's queue of ``(event id, name, data)``; ``next`` or iterate it."""
 
     def __init__(self, capacity: int) -> None:
         self._queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=capacity)
@@ -43,11 +43,17 @@ class Subscription:
                 self._queue.get_nowait()
             self._queue.put_nowait(_CLOSED)
 
+    async def next(self) -> tuple[int, str, dict[str, Any]] | None:
+        """The next event, or None once the subscription is closed (safe to cancel)."""
+        item = await self._queue.get()
+        if item is _CLOSED:
+            self._queue.put_nowait(_CLOSED)  # stays closed for later calls
+            return None
+        event: tuple[int, str, dict[str, Any]] = item
+        return event
+
     async def __aiter__(self) -> AsyncIterator[tuple[int, str, dict[str, Any]]]:
-        while True:
-            item = await self._queue.get()
-            if item is _CLOSED:
-                return
+        while (item := await self.next()) is not None:
             yield item
 
 
@@ -86,5 +92,9 @@ class EventBus:
 
 def sse_frame(event_id: int, name: str, data: dict[str, Any]) -> bytes:
     """One server-sent event: ``id``, ``event`` and one ``data`` line of JSON."""
-    return (f"id: {event_id}\nevent: {name}\ndata: ".encode()
-            + msgspec.json.encode(data) + b"\n\n")
+    return sse_raw(event_id, name, msgspec.json.encode(data))
+
+
+def sse_raw(event_id: int, name: str, payload: bytes) -> bytes:
+    """``payload`` (one line of JSON) as a server-sent event."""
+    return f"id: {event_id}\nevent: {name}\ndata: ".encode() + payload + b"\n\n"

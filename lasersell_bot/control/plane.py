@@ -36,6 +36,8 @@ BROADCAST_EVERY_SEC: Final = 0.5
 JOURNAL_EVERY_SEC: Final = 2.0
 BALANCE_EVERY_SEC: Final = 30.0
 BALANCE_SETTLE_SEC: Final = 1.0
+# GET state is built at most this often; requests in between get the same bytes.
+STATE_CACHE_SEC: Final = 0.25
 RECENT_TRADES: Final = 200
 RECENT_MIRROR: Final = 50
 
@@ -83,7 +85,7 @@ class ControlPlane:
         self.bus = EventBus()
         self.history = views.PnlHistory()
         self.adapter = DaemonAdapter(daemon)
-        self.actions = Actions(self.adapter, self.bus.publish)
+        self.actions = Actions(self.adapter, self._publish)
         self.journal = JournalHistory(daemon.cfg.journal.path)
         self.trades: list[Trade] = []
         self.refusals: list[Trade] = []
@@ -95,6 +97,22 @@ class ControlPlane:
         self._dirty: set[int] = set()
         self._journal_changed = asyncio.Event()
         self._balances_due = asyncio.Event()
+        self._state_cache: tuple[float, bytes] | None = None
+
+    def _publish(self, name: str, data: dict[str, Any]) -> None:
+        self._state_cache = None
+        self.bus.publish(name, data)
+
+    def state_bytes(self) -> bytes:
+        """``state()`` as JSON, rebuilt at most every ``STATE_CACHE_SEC`` (a status loop
+        cannot make the daemon's event loop build it back to back)."""
+        now = time.monotonic()
+        cached = self._state_cache
+        if cached is not None and now - cached[0] < STATE_CACHE_SEC:
+            return cached[1]
+        body = msgspec.json.encode(self.state())
+        self._state_cache = (now, body)
+        return body
 
     # ----------------------------------------------------------------- inputs
 
@@ -107,6 +125,9 @@ class ControlPlane:
             self._dirty.add(message.position_id)
 
     def on_action(self, action: session.Action) -> None:
+        if isinstance(action, session.PositionOpenedEvent | session.PositionClosedEvent
+                      | session.PositionDropped | session.ExecuteExit):
+            self._state_cache = None
         if isinstance(action, session.PositionOpenedEvent):
             self.bus.publish("position", self.position_view(action.position))
         elif isinstance(action, session.PositionClosedEvent | session.PositionDropped):
@@ -148,17 +169,36 @@ class ControlPlane:
         position_id = position.position_id
         sess = self.daemon.session
         facts = views.PositionFacts(
-            status=views.position_status(
-                busy=self.adapter.exit_busy(position_id),
-                sell_requested=self.actions.sell_pending(position_id),
-                latest_exit=views.latest_exit(self.trades, position_id),
-                started_ms=self.started_ms),
+            status=self._status(position_id),
             history=self.history.get(position_id),
             bands=sess.slippage_bands(position_id),
             trend=sess.liquidity_trend(position_id),
             levels_done=views.levels_done(self.trades, position_id),
             strategy=position.strategy_override or sess.desired.strategy)
         return views.position_view(position, facts)
+
+    def pnl_view(self, position: session.Position) -> dict[str, Any]:
+        """The small, frequent update: PnL, status and liquidity of one position."""
+        position_id = position.position_id
+        sess = self.daemon.session
+        return {
+            "id": position_id, "t": _now_ms(), "tokens": position.tokens,
+            "profit_units": position.profit_units, "proceeds_units": position.proceeds_units,
+            "profit_pct": views.profit_pct(position.profit_units,
+                                           position.opened.entry_quote_units),
+            "status": self._status(position_id),
+            "liquidity": {"trend": sess.liquidity_trend(position_id),
+                          "bands": [msgspec.to_builtins(b)
+                                    for b in sess.slippage_bands(position_id)]},
+            "levels_done": views.levels_done(self.trades, position_id),
+        }
+
+    def _status(self, position_id: int) -> str:
+        return views.position_status(
+            busy=self.adapter.exit_busy(position_id),
+            sell_requested=self.actions.sell_pending(position_id),
+            latest_exit=views.latest_exit(self.trades, position_id),
+            started_ms=self.started_ms)
 
     def state(self) -> dict[str, Any]:
         daemon = self.daemon
@@ -234,7 +274,7 @@ class ControlPlane:
             for position_id in dirty:
                 position = self.daemon.session.position(position_id)
                 if position is not None:
-                    self.bus.publish("position", self.position_view(position))
+                    self.bus.publish("pnl", self.pnl_view(position))
 
     async def _watch_journal(self) -> None:
         while True:
@@ -251,6 +291,7 @@ class ControlPlane:
         known = {t.signal_id: t for t in self.trades}
         self.trades, self.refusals, self.realized, self.landing = (
             trades, refusals, realized, landing)
+        self._state_cache = None
         changed = [t for t in reversed(trades) if known.get(t.signal_id) != t]
         for trade in changed:
             self.bus.publish("trade", views.trade_view(trade))

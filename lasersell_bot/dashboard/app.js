@@ -65,6 +65,19 @@ const handlers = {
     const index = state.positions.findIndex((p) => p.id === data.id);
     if (index >= 0) state.positions[index] = data; else state.positions.push(data);
   },
+  pnl(data) {
+    if (!state) return;
+    const p = state.positions.find((x) => x.id === data.id);
+    if (!p) return;
+    for (const key of ["tokens", "profit_units", "proceeds_units", "profit_pct", "status",
+                       "liquidity", "levels_done"]) p[key] = data[key];
+    if (data.profit_units === null) return;
+    const history = p.pnl_history;
+    const last = history[history.length - 1];
+    if (last && data.t - last[0] < 1000) last[1] = data.profit_units;
+    else history.push([data.t, data.profit_units]);
+    if (history.length > 300) history.splice(0, history.length - 300);
+  },
   position_closed(data) {
     if (!state) return;
     state.positions = state.positions.filter((p) => p.id !== data.id);

@@ -61,6 +61,9 @@ LOW_TYPES = ("pnl_update", "liquidity_snapshot", "trade_tick")
 DELAY_BUDGET_US = 1000.0
 
 
+API_LOAD_GAP_S = 0.1
+
+
 @dataclass(frozen=True)
 class Plan:
     signals: int
@@ -394,8 +397,9 @@ listen = "127.0.0.1:{self.metrics_port}"
         return out
 
     async def api_load_phase(self, child: Child, signals: int) -> PhaseResult:
-        """The idle phase again while a status loop (GET /api/v1/state back to back)
-        and an events subscriber load the control API."""
+        """The idle phase again while a status loop (GET /api/v1/state every
+        ``API_LOAD_GAP_S``: ten terminals running ``watch -n1 lasersell-bot status``)
+        and an events subscriber (an open dashboard) load the control API."""
         token = (self.workdir / "lasersell-bot.api-token").read_text().strip()
         base = f"http://127.0.0.1:{self.metrics_port}/api/v1"
         headers = {"Authorization": f"Bearer {token}"}
@@ -407,6 +411,7 @@ listen = "127.0.0.1:{self.metrics_port}"
                 async with self.http.get(base + "/state", headers=headers) as resp:
                     await resp.read()
                 calls[0] += 1
+                await asyncio.sleep(API_LOAD_GAP_S)
 
         async def events() -> None:
             assert self.http is not None

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
 from lasersell_bot import protocol, session
@@ -301,3 +302,11 @@ async def test_subscription_survives_a_keepalive_timeout() -> None:
     assert await asyncio.wait_for(subscription.next(), 1) == (1, "position", {"id": 1})
     bus.close_all()
     assert await subscription.next() is None and await subscription.next() is None
+
+
+def test_a_watched_wallets_position_is_not_sold() -> None:
+    actions, daemon, _, _ = _actions()
+    watched = msgspec.structs.replace(_opened(9), watched=True)
+    daemon.session.on_message(watched, 0)
+    assert _refusal(lambda: actions.sell(9)).code == "watched_position"
+    assert daemon.sent == []

@@ -90,6 +90,9 @@ class Actions:
     def sell(self, position_id: int, slippage_bps: int | None = None,
              source: str = "api") -> dict[str, Any]:
         position = self.position(position_id)
+        if position.opened.watched:
+            raise ControlError(409, "watched_position", f"position {position_id} belongs to a "
+                               "watched wallet, not to one of ours")
         if slippage_bps is not None:
             check_slippage(slippage_bps, self.daemon.max_slippage_bps())
         if self.daemon.exit_busy(position_id):

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Final
 import aiohttp
 import msgspec
 
+from lasersell_bot import config as config_mod
 from lasersell_bot import protocol, session
 from lasersell_bot.config import StrategyConfig
 from lasersell_bot.control import views
@@ -33,7 +34,8 @@ if TYPE_CHECKING:
     from lasersell_bot.daemon import Daemon
 
 BROADCAST_EVERY_SEC: Final = 0.5
-JOURNAL_EVERY_SEC: Final = 2.0
+JOURNAL_EVERY_SEC: Final = 2.0  # while someone watches the events stream
+JOURNAL_IDLE_SEC: Final = 30.0  # otherwise (a notice still refreshes it at once)
 BALANCE_EVERY_SEC: Final = 30.0
 BALANCE_SETTLE_SEC: Final = 1.0
 # GET state is built at most this often; requests in between get the same bytes.
@@ -98,6 +100,8 @@ class ControlPlane:
         self._journal_changed = asyncio.Event()
         self._balances_due = asyncio.Event()
         self._state_cache: tuple[float, bytes] | None = None
+        self._journal_read_at = 0.0
+        self._journal_changed.set()  # read it at start
 
     def _publish(self, name: str, data: dict[str, Any]) -> None:
         self._state_cache = None
@@ -107,6 +111,8 @@ class ControlPlane:
         """``state()`` as JSON, rebuilt at most every ``STATE_CACHE_SEC`` (a status loop
         cannot make the daemon's event loop build it back to back)."""
         now = time.monotonic()
+        if now - self._journal_read_at > JOURNAL_EVERY_SEC:
+            self._journal_changed.set()  # someone is looking: read the journal again soon
         cached = self._state_cache
         if cached is not None and now - cached[0] < STATE_CACHE_SEC:
             return cached[1]
@@ -246,11 +252,15 @@ class ControlPlane:
         }
 
     def strategy_view(self) -> dict[str, Any]:
+        """The strategy in force: the API's, unless a reload has replaced it since."""
         configured = self.daemon.cfg.strategy
-        effective = self.actions.runtime_strategy or configured
+        runtime = self.actions.runtime_strategy
+        in_force = runtime is not None and config_mod.to_strategy(runtime) == (
+            self.daemon.session.desired.strategy)
+        effective = runtime if in_force and runtime is not None else configured
         return {"effective": msgspec.to_builtins(effective),
                 "differs_from_config": effective != configured,
-                "source": "runtime" if self.actions.runtime_strategy is not None else "config"}
+                "source": "runtime" if in_force else "config"}
 
     # ----------------------------------------------------------------- loops
 
@@ -279,7 +289,8 @@ class ControlPlane:
     async def _watch_journal(self) -> None:
         while True:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._journal_changed.wait(), JOURNAL_EVERY_SEC)
+                await asyncio.wait_for(self._journal_changed.wait(), JOURNAL_EVERY_SEC
+                                       if self.bus.subscribers else JOURNAL_IDLE_SEC)
             self._journal_changed.clear()
             try:
                 await self.refresh_journal()
@@ -287,6 +298,7 @@ class ControlPlane:
                 log.warning("control_journal_read_failed", error=f"{type(exc).__name__}: {exc}")
 
     async def refresh_journal(self) -> None:
+        self._journal_read_at = time.monotonic()
         trades, refusals, realized, landing = await asyncio.to_thread(self._read_journal)
         known = {t.signal_id: t for t in self.trades}
         self.trades, self.refusals, self.realized, self.landing = (

@@ -22,7 +22,7 @@ import msgspec
 from lasersell_bot import config as config_mod
 from lasersell_bot import landing, protocol, session
 from lasersell_bot.config import Config
-from lasersell_bot.control.setup import ControlSetupError, control_plane
+from lasersell_bot.control.setup import control_plane
 from lasersell_bot.executor import Executor
 from lasersell_bot.journal import Journal
 from lasersell_bot.logs import get_logger
@@ -159,8 +159,8 @@ class Daemon:
                 if self.control is not None:
                     self.control.prepare()
                 await self.health_server.start()
-            except (OSError, ControlSetupError) as exc:  # one clear line; systemd retries
-                log.error("startup_failed", error=getattr(exc, "strerror", None) or str(exc))
+            except OSError as exc:  # http.listen taken: one clear line, and systemd retries
+                log.error("startup_failed", error=exc.strerror or str(exc))
                 return EXIT_STARTUP_FAILED
             async with asyncio.TaskGroup() as tasks:
                 executor_ready = asyncio.Event()

@@ -63,6 +63,34 @@ async def test_every_api_route_needs_the_token_and_health_does_not(ctl: ControlS
     await _stop(daemon)
 
 
+async def test_a_token_file_others_can_read_turns_the_api_off_not_the_daemon(
+        ctl: ControlSetup) -> None:
+    ctl.token_path.write_text("t" * 43 + "\n")
+    ctl.token_path.chmod(0o644)
+    daemon = await ctl.start()
+    disabled = await daemon.wait_event("control_api_disabled")
+    assert "readable by other users" in disabled["error"]
+    status, body = await ctl.api("GET", "/api/v1/state", token="t" * 43)
+    assert status == 503 and body["error"]["code"] == "api_disabled"
+    assert (await ctl.api("GET", "/healthz", token=None))[0] == 200
+    pid = await ctl.open_position(daemon)  # still trading
+    await ctl.world.set_profit_pct(pid, 35)
+    await daemon.wait_event("tx_confirmed", position_id=pid, state="landed")
+    await _stop(daemon)
+
+
+def test_api_stays_off_on_a_wildcard_address_without_expose_api(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from lasersell_bot.config import Config, HttpConfig
+    from lasersell_bot.control.setup import control_plane
+
+    cfg = Config(http=HttpConfig(listen="0.0.0.0:9464"))
+    assert control_plane(SimpleNamespace(cfg=cfg)) is None  # type: ignore[arg-type]
+    cfg = Config(http=HttpConfig(listen="127.0.0.1:9464", api=False))
+    assert control_plane(SimpleNamespace(cfg=cfg)) is None  # type: ignore[arg-type]
+
+
 async def test_status_shows_positions_and_sell_lands_an_exit(ctl: ControlSetup) -> None:
     daemon = await ctl.start()
     pid = await ctl.open_position(daemon)

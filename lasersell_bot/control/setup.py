@@ -22,10 +22,6 @@ if TYPE_CHECKING:
 log = get_logger("control")
 
 
-class ControlSetupError(Exception):
-    """The control API cannot start (its token file); the message names the key."""
-
-
 class TeeNotifier:
     """Passes notifications on, and shows them to the control plane too."""
 
@@ -44,17 +40,32 @@ class ControlService:
         self.cfg = daemon.cfg
         self.plane = ControlPlane(daemon)
         self.token = ""
+        self.disabled = ""
         self.telegram = (TelegramCommands(self.cfg.notify, self.plane)
                          if self.cfg.notify.telegram_commands else None)
 
     def prepare(self) -> None:
+        """Read or create the token. Without one the API stays off (503) and the daemon
+        trades on: a dashboard problem must not stop exits."""
         try:
             self.token = auth.load_or_create_token(self.cfg.http.api_token_file)
         except auth.TokenError as exc:
-            raise ControlSetupError(str(exc)) from None
+            self.disabled = str(exc)
+            log.error("control_api_disabled", error=self.disabled)
 
     def mount(self, app: web.Application) -> None:
-        ControlApi(self.plane, self.token).mount(app)
+        if self.token:
+            ControlApi(self.plane, self.token).mount(app)
+            return
+        reason = self.disabled or "no API token"
+
+        async def unavailable(_request: web.Request) -> web.Response:
+            return web.json_response({"error": {
+                "code": "api_disabled", "message": f"control API off: {reason}",
+                "field": "http.api_token_file"}}, status=503)
+
+        app.router.add_route("*", "/api/{tail:.*}", unavailable)
+        app.router.add_get("/", unavailable)
 
     def tee(self, notifier: Notify) -> TeeNotifier:
         return TeeNotifier(notifier, self.plane)

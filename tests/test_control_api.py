@@ -49,7 +49,7 @@ async def test_every_api_route_needs_the_token_and_health_does_not(ctl: ControlS
         assert body["error"]["code"] == "unauthorized"
         status, _ = await ctl.api(method, path, token="x" * 43)
         assert status == 401, (method, path)
-    async with aiohttp.ClientSession() as http:
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
         async with http.get(ctl.url + "/") as response:  # the dashboard: a login page
             assert response.status == 401
             assert "token" in (await response.text()).lower()
@@ -58,6 +58,24 @@ async def test_every_api_route_needs_the_token_and_health_does_not(ctl: ControlS
         async with http.get(ctl.url + "/healthz") as response:
             assert response.status == 200
         async with http.get(ctl.url + "/metrics") as response:
+            assert response.status == 200
+        async with http.post(ctl.url + "/login", data={"token": "x" * 43}) as response:
+            assert response.status == 401 and not response.cookies
+        async with http.post(ctl.url + "/login", data={"token": ctl.token()},
+                             allow_redirects=False) as response:
+            assert response.status == 303
+            cookie = response.headers["Set-Cookie"]
+            assert "HttpOnly" in cookie and "SameSite=Strict" in cookie
+        async with http.get(ctl.url + "/api/v1/state") as response:  # the cookie is enough
+            assert response.status == 200
+        async with http.post(ctl.url + "/api/v1/mirror/pause") as response:
+            assert response.status == 403  # a cookie alone cannot change anything
+        async with http.post(ctl.url + "/api/v1/mirror/pause",
+                             headers={"X-Lasersell-Request": "1",
+                                      "Origin": "http://evil.example"}) as response:
+            assert response.status == 403
+        async with http.post(ctl.url + "/api/v1/mirror/resume",
+                             headers={"X-Lasersell-Request": "1"}) as response:
             assert response.status == 200
     assert ctl.token() not in "\n".join(daemon.stdout)  # never logged
     await _stop(daemon)

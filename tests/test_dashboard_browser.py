@@ -57,7 +57,10 @@ async def test_dashboard_shows_live_pnl_and_sells_with_confirmation(ctl: Control
     sold = await ctl.open_position(daemon)
     async with chromium(binary, ctl.tmp / "profile") as page:
         await page.viewport(1280, 1000)
-        await page.navigate(f"{ctl.url}/?token={ctl.token()}")  # sets the cookie, redirects
+        await page.navigate(ctl.url + "/")  # no cookie yet: the sign-in page
+        await page.wait_for("the sign-in form", "!!document.querySelector('#token')")
+        await page.evaluate(f"document.querySelector('#token').value = {json.dumps(ctl.token())}")
+        await page.click("button[type=submit]")  # POST /login sets the cookie
         await page.wait_for("the dashboard", "!!document.querySelector('#positions .position')")
         for pct in (4, -3, 9):
             await ctl.world.set_profit_pct(kept, pct)

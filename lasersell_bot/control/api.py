@@ -69,6 +69,7 @@ class ControlApi:
         app.middlewares.append(self._middleware)
         router = app.router
         router.add_get("/", self._index)
+        router.add_post("/login", self._login)
         router.add_get("/static/{name}", self._static)
         router.add_get(API + "/state", self._state)
         router.add_get(API + "/trades", self._trades)
@@ -90,7 +91,7 @@ class ControlApi:
             return await handler(request)
         is_api = path == API or path.startswith(API + "/")
         try:
-            if is_api or path != "/" or "token" not in request.query:
+            if is_api or not _is_login(request):
                 self._authorise(request)
             return await handler(request)
         except ControlError as error:
@@ -121,14 +122,25 @@ class ControlApi:
     async def _index(self, request: web.Request) -> web.StreamResponse:
         given = request.query.get("token")
         if given is not None:
-            if not auth.same_token(given, self.token):
-                return _login_page("the token is not valid")
-            response = web.HTTPSeeOther("/")
-            response.set_cookie(auth.COOKIE_NAME, self.token, httponly=True,
-                                samesite="Strict", path="/")
-            return response
+            return self._sign_in(given)
         return web.Response(text=_asset("index.html"), content_type="text/html",
                             headers=_NO_STORE)
+
+    async def _login(self, request: web.Request) -> web.StreamResponse:
+        if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
+            raise ControlError(413, "body_too_large", "the body is too large", "body")
+        form = await request.post()
+        given = form.get("token")
+        return self._sign_in(given if isinstance(given, str) else "")
+
+    def _sign_in(self, given: str) -> web.StreamResponse:
+        """A valid token becomes an HttpOnly same-site cookie; back to ``/``."""
+        if not auth.same_token(given.strip(), self.token):
+            return _login_page("the token is not valid")
+        response = web.HTTPSeeOther("/")
+        response.set_cookie(auth.COOKIE_NAME, self.token, httponly=True, samesite="Strict",
+                            path="/")
+        return response
 
     async def _static(self, request: web.Request) -> web.StreamResponse:
         name = request.match_info["name"]
@@ -207,6 +219,13 @@ class ControlApi:
 
 
 _NO_STORE: Final = {"Cache-Control": "no-store"}
+
+
+def _is_login(request: web.Request) -> bool:
+    """The two ways in without a cookie: ``GET /?token=`` and ``POST /login``."""
+    if request.path == "/" and request.method == "GET":
+        return "token" in request.query
+    return request.path == "/login" and request.method == "POST"
 
 
 def _json(body: Any, status: int = 200) -> web.Response:

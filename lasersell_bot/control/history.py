@@ -98,18 +98,20 @@ class JournalHistory:
         return [_trade(row) for row in self._query(sql, tuple(args))]
 
     def refusals(self, limit: int = 20) -> list[Trade]:
-        sql = _TRADES_SQL + " WHERE g.ok = 0 ORDER BY s.id DESC LIMIT ?"
+        sql = _TRADES_SQL + (" WHERE s.id IN (SELECT signal_id FROM guard_checks WHERE ok = 0"
+                             " ORDER BY id DESC LIMIT ?) ORDER BY s.id DESC")
         return [_trade(row) for row in self._query(sql, (limit,))]
 
-    def realized_series(self, limit: int = 500) -> list[tuple[int, int]]:
-        """``(time ms, cumulative realised PnL)`` after each landed exit, oldest first."""
-        sql = _TRADES_SQL + " WHERE s.kind = 'exit' ORDER BY s.id"
-        total, points = 0, []
-        for trade in (_trade(row) for row in self._query(sql)):
-            if trade.pnl_lamports is not None:
-                total += trade.pnl_lamports
-                points.append((trade.received_at_ms + (trade.time_to_land_ms or 0), total))
-        return points[-limit:]
+    def realized_since(self, updated_ms: int) -> list[tuple[int, int, int]]:
+        """``(signal id, landed at ms, realised PnL)`` of every landed real exit whose
+        attempt changed at or after ``updated_ms`` (0: all of them)."""
+        sql = """
+            SELECT s.id, a.updated_at_ms, s.profit_units, s.sell_tokens, s.position_tokens
+            FROM attempts a JOIN signals s ON s.id = a.signal_id
+            WHERE a.state = 'landed' AND a.dry_run = 0 AND s.kind = 'exit'
+              AND s.profit_units IS NOT NULL AND a.updated_at_ms >= ?"""
+        return [(sid, at, realized_profit(profit, sell, held))
+                for sid, at, profit, sell, held in self._query(sql, (updated_ms,))]
 
     def landing(self, window: int = LANDING_WINDOW) -> dict[str, Any]:
         """Time to land (percentiles) and landing rate over the last ``window`` exits."""

@@ -34,8 +34,11 @@ if TYPE_CHECKING:
     from lasersell_bot.daemon import Daemon
 
 BROADCAST_EVERY_SEC: Final = 0.5
-JOURNAL_EVERY_SEC: Final = 2.0  # while someone watches the events stream
-JOURNAL_IDLE_SEC: Final = 30.0  # otherwise (a notice still refreshes it at once)
+# The journal is read again at most every JOURNAL_EVERY_SEC, and only while someone
+# looks (an events subscriber, or a state request in the last LOOKING_SEC).
+JOURNAL_EVERY_SEC: Final = 2.0
+LOOKING_SEC: Final = 10.0
+REALIZED_POINTS: Final = 500
 BALANCE_EVERY_SEC: Final = 30.0
 BALANCE_SETTLE_SEC: Final = 1.0
 # GET state is built at most this often; requests in between get the same bytes.
@@ -101,7 +104,9 @@ class ControlPlane:
         self._balances_due = asyncio.Event()
         self._state_cache: tuple[float, bytes] | None = None
         self._journal_read_at = 0.0
-        self._journal_changed.set()  # read it at start
+        self._looked_at = time.monotonic()  # read once at start
+        self._realized_rows: dict[int, tuple[int, int]] = {}
+        self._realized_read_ms = 0
 
     def _publish(self, name: str, data: dict[str, Any]) -> None:
         self._state_cache = None
@@ -111,6 +116,7 @@ class ControlPlane:
         """``state()`` as JSON, rebuilt at most every ``STATE_CACHE_SEC`` (a status loop
         cannot make the daemon's event loop build it back to back)."""
         now = time.monotonic()
+        self._looked_at = now
         if now - self._journal_read_at > JOURNAL_EVERY_SEC:
             self._journal_changed.set()  # someone is looking: read the journal again soon
         cached = self._state_cache
@@ -287,15 +293,24 @@ class ControlPlane:
                     self.bus.publish("pnl", self.pnl_view(position))
 
     async def _watch_journal(self) -> None:
+        """Re-read the journal after a change, at most every ``JOURNAL_EVERY_SEC`` and
+        only while someone looks: the exit path never shares the CPU with it for nothing."""
         while True:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._journal_changed.wait(), JOURNAL_EVERY_SEC
-                                       if self.bus.subscribers else JOURNAL_IDLE_SEC)
+                await asyncio.wait_for(self._journal_changed.wait(), JOURNAL_EVERY_SEC)
+            if not self._looking():
+                await asyncio.sleep(JOURNAL_EVERY_SEC)
+                continue
             self._journal_changed.clear()
             try:
                 await self.refresh_journal()
             except Exception as exc:  # a locked or missing file: try again later
                 log.warning("control_journal_read_failed", error=f"{type(exc).__name__}: {exc}")
+            await asyncio.sleep(JOURNAL_EVERY_SEC)
+
+    def _looking(self) -> bool:
+        return bool(self.bus.subscribers) or (
+            time.monotonic() - self._looked_at < LOOKING_SEC)
 
     async def refresh_journal(self) -> None:
         self._journal_read_at = time.monotonic()
@@ -318,7 +333,20 @@ class ControlPlane:
     def _read_journal(self) -> tuple[list[Trade], list[Trade], list[tuple[int, int]],
                                      dict[str, Any]]:
         return (self.journal.trades(RECENT_TRADES), self.journal.refusals(),
-                self.journal.realized_series(), self.journal.landing())
+                self._realized_series(), self.journal.landing())
+
+    def _realized_series(self) -> list[tuple[int, int]]:
+        """Cumulative realised PnL after each landed exit; only attempts changed since the
+        last read are fetched (the rest are kept)."""
+        since = max(0, self._realized_read_ms - 60_000)  # clock steps and late commits
+        self._realized_read_ms = _now_ms()
+        for signal_id, at_ms, pnl in self.journal.realized_since(since):
+            self._realized_rows[signal_id] = (at_ms, pnl)
+        total, points = 0, []
+        for at_ms, pnl in sorted(self._realized_rows.values()):
+            total += pnl
+            points.append((at_ms, total))
+        return points[-REALIZED_POINTS:]
 
     async def _refresh_balances(self) -> None:
         timeout = aiohttp.ClientTimeout(total=5)

@@ -162,11 +162,24 @@ function renderSummary() {
   $("wallets").innerHTML = state.wallets.map((w) =>
     `<div><span class="mono">${esc(short(w.pubkey))}</span> ${sol(w.sol_lamports)}</div>`)
     .join("") || "-";
+  $("strategy").textContent = strategyText(state.strategy);
   const mirror = state.mirror;
   $("mirror-state").textContent = !mirror.enabled ? "off" : mirror.paused ? "paused" : "on";
   const toggle = $("mirror-toggle");
   toggle.hidden = !mirror.enabled;
   toggle.textContent = mirror.paused ? "Resume" : "Pause";
+}
+
+function strategyText(strategy) {
+  const s = strategy.effective;
+  const parts = [];
+  if (s.take_profit_levels && s.take_profit_levels.length) {
+    parts.push(`ladder ${s.take_profit_levels.map((l) => "+" + l.profit_pct + "%").join(" ")}`);
+  } else if (s.target_profit_pct) parts.push(`TP +${s.target_profit_pct}%`);
+  if (s.stop_loss_pct) parts.push(`SL -${s.stop_loss_pct}%`);
+  if (s.trailing_stop_pct) parts.push(`trail ${s.trailing_stop_pct}%`);
+  if (s.deadline_timeout_sec) parts.push(`deadline ${s.deadline_timeout_sec}s`);
+  return (parts.join(" · ") || "-") + (strategy.differs_from_config ? " (changed at run time)" : "");
 }
 
 function renderPositions() {

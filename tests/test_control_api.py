@@ -182,14 +182,20 @@ async def test_pause_refuses_mirror_buys_and_resume_takes_them_again(ctl: Contro
     account = ctl.world.chain.token_account(ctl.wallet, paused_mint)
     assert ctl.world.chain.token_balance(account) == 0
 
+    # A pause survives a restart (a watchdog restart must not resume buying).
+    await _stop(daemon)
+    daemon = await ctl.start()
+    assert (await ctl.api("GET", "/api/v1/state"))[1]["mirror"]["paused"] is True
+    assert daemon.events("mirror_paused", source="saved")
     code, out, err = await ctl.cli("resume-buys")
     assert code == 0, err
+    assert not (ctl.tmp / "journal.mirror-paused").exists()
     mint = ctl.world.new_token(lamports_per_token=0.5)
     await ctl.world.mirror_buy(watched, mint, ctl.wallet, LAMPORTS_PER_SOL // 10)
     account = ctl.world.chain.token_account(ctl.wallet, mint)
     await daemon.wait("the resumed mirror buy to land",
                       lambda: ctl.world.chain.token_balance(account) > 0, 15)
-    assert len(daemon.events("guard_refused")) == 1
+    assert daemon.events("guard_refused") == []
     await _stop(daemon)
     rows = JournalReader(ctl.tmp / "journal.sqlite3").recent_trades(10)
     assert [(r.kind, r.guard_reason) for r in rows][-1] == ("mirror_buy", "mirror_paused")

@@ -113,8 +113,8 @@ class ControlApi:
             raise ControlError(403, "forbidden", f"changes need the {auth.REQUEST_HEADER} "
                                "header or a bearer token")
         origin = request.headers.get("Origin")
-        if request.method not in ("GET", "HEAD") and origin and origin != "null" \
-                and urlsplit(origin).netloc != request.host:
+        if request.method not in ("GET", "HEAD") and origin \
+                and (origin == "null" or urlsplit(origin).netloc != request.host):
             raise ControlError(403, "forbidden", "cross-origin request refused")
 
     # ----------------------------------------------------------------- dashboard
@@ -137,7 +137,7 @@ class ControlApi:
         """A valid token becomes an HttpOnly same-site cookie; back to ``/``."""
         if not auth.same_token(given.strip(), self.token):
             return _login_page("the token is not valid")
-        response = web.HTTPSeeOther("/")
+        response = web.Response(status=303, headers={"Location": "/", **_NO_STORE})
         response.set_cookie(auth.COOKIE_NAME, self.token, httponly=True, samesite="Strict",
                             path="/")
         return response

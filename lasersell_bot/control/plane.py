@@ -15,6 +15,7 @@ import contextlib
 import time
 from collections import deque
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 import aiohttp
@@ -55,6 +56,7 @@ class DaemonAdapter:
     def __init__(self, daemon: Daemon) -> None:
         self._daemon = daemon
         self.session = daemon.session
+        self.pause_marker = pause_marker(daemon.cfg.journal.path)
 
     def send_to_stream(self, message: protocol.ClientMessage) -> None:
         self._daemon.stream.send(message)
@@ -67,7 +69,22 @@ class DaemonAdapter:
         return self._daemon.executor.is_busy(position_id)
 
     def set_mirror_paused(self, paused: bool) -> None:
+        """Pause or resume mirror buys; a pause is kept on disk across restarts."""
         self._daemon.executor.mirror_paused = paused
+        try:
+            if paused:
+                self.pause_marker.touch(exist_ok=True)
+            else:
+                self.pause_marker.unlink(missing_ok=True)
+        except OSError as exc:
+            log.warning("mirror_pause_not_saved", path=str(self.pause_marker),
+                        error=exc.strerror or str(exc))
+
+    def restore_mirror_pause(self) -> None:
+        if self.pause_marker.exists():
+            self._daemon.executor.mirror_paused = True
+            log.warning("mirror_paused", source="saved",
+                        detail="paused before the restart; resume-buys to take buys again")
 
     def mirror_paused(self) -> bool:
         return self._daemon.executor.mirror_paused
@@ -375,6 +392,11 @@ async def _get_balance(http: aiohttp.ClientSession, url: str, pubkey: str,
         return int(value) if isinstance(value, int) else previous
     except (aiohttp.ClientError, TimeoutError, ValueError, KeyError, TypeError):
         return previous
+
+
+def pause_marker(journal_path: str) -> Path:
+    """The file whose presence keeps mirror buys paused across restarts."""
+    return Path(journal_path).with_suffix(".mirror-paused")
 
 
 def _now_ms() -> int:

@@ -47,6 +47,7 @@ class ControlService:
     def prepare(self) -> None:
         """Read or create the token. Without one the API stays off (503) and the daemon
         trades on: a dashboard problem must not stop exits."""
+        self.plane.adapter.restore_mirror_pause()
         try:
             self.token = auth.load_or_create_token(self.cfg.http.api_token_file)
         except auth.TokenError as exc:

@@ -310,3 +310,14 @@ def test_a_watched_wallets_position_is_not_sold() -> None:
     daemon.session.on_message(watched, 0)
     assert _refusal(lambda: actions.sell(9)).code == "watched_position"
     assert daemon.sent == []
+
+
+def test_downsample_keeps_the_newest_and_bounds_the_count() -> None:
+    from lasersell_bot.control.views import downsample
+
+    points = [(t, t) for t in range(300)]
+    picked = downsample(points, 60)
+    assert len(picked) == 60 and picked[-1] == (299, 299)
+    assert picked == sorted(picked)
+    assert downsample(points[:10], 60) == points[:10]
+    assert len(downsample(points[:61], 60)) <= 60 and downsample(points, 0) == []

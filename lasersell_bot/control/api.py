@@ -22,7 +22,7 @@ from aiohttp import web
 from lasersell_bot.control import auth
 from lasersell_bot.control.actions import ControlError, check_slippage
 from lasersell_bot.control.events import sse_frame, sse_raw
-from lasersell_bot.control.plane import ControlPlane
+from lasersell_bot.control.plane import STATE_HISTORY_POINTS, ControlPlane
 from lasersell_bot.control.views import trade_view
 from lasersell_bot.logs import get_logger
 
@@ -151,8 +151,10 @@ class ControlApi:
 
     # ----------------------------------------------------------------- reads
 
-    async def _state(self, _request: web.Request) -> web.Response:
-        return web.Response(body=self.plane.state_bytes(), content_type="application/json")
+    async def _state(self, request: web.Request) -> web.Response:
+        history = _int_query(request, "history", STATE_HISTORY_POINTS)
+        return web.Response(body=self.plane.state_bytes(history or 0),
+                            content_type="application/json")
 
     async def _trades(self, request: web.Request) -> web.Response:
         limit = _int_query(request, "limit", 50)

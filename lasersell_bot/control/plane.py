@@ -43,7 +43,8 @@ REALIZED_POINTS: Final = 500
 BALANCE_EVERY_SEC: Final = 30.0
 BALANCE_SETTLE_SEC: Final = 1.0
 # GET state is built at most this often; requests in between get the same bytes.
-STATE_CACHE_SEC: Final = 0.25
+STATE_CACHE_SEC: Final = 1.0
+STATE_HISTORY_POINTS: Final = 60  # PnL points per position in GET state (?history=N)
 RECENT_TRADES: Final = 200
 RECENT_MIRROR: Final = 50
 
@@ -110,6 +111,7 @@ class ControlPlane:
         self.actions = Actions(self.adapter, self._publish)
         self.journal = JournalHistory(daemon.cfg.journal.path)
         self.trades: list[Trade] = []
+        self.exits = views.ExitIndex()
         self.refusals: list[Trade] = []
         self.realized: list[tuple[int, int]] = []
         self.landing: dict[str, Any] = {}
@@ -119,28 +121,29 @@ class ControlPlane:
         self._dirty: set[int] = set()
         self._journal_changed = asyncio.Event()
         self._balances_due = asyncio.Event()
-        self._state_cache: tuple[float, bytes] | None = None
+        self._state_cache: dict[int, tuple[float, bytes]] = {}
         self._journal_read_at = 0.0
         self._looked_at = time.monotonic()  # read once at start
         self._realized_rows: dict[int, tuple[int, int]] = {}
         self._realized_read_ms = 0
 
     def _publish(self, name: str, data: dict[str, Any]) -> None:
-        self._state_cache = None
+        self._state_cache.clear()
         self.bus.publish(name, data)
 
-    def state_bytes(self) -> bytes:
-        """``state()`` as JSON, rebuilt at most every ``STATE_CACHE_SEC`` (a status loop
-        cannot make the daemon's event loop build it back to back)."""
+    def state_bytes(self, history: int = STATE_HISTORY_POINTS) -> bytes:
+        """``state()`` as JSON, rebuilt at most every ``STATE_CACHE_SEC`` per history
+        length (a status loop cannot keep the daemon's event loop building it)."""
+        history = max(0, min(history, views.HISTORY_POINTS))
         now = time.monotonic()
         self._looked_at = now
         if now - self._journal_read_at > JOURNAL_EVERY_SEC:
             self._journal_changed.set()  # someone is looking: read the journal again soon
-        cached = self._state_cache
+        cached = self._state_cache.get(history)
         if cached is not None and now - cached[0] < STATE_CACHE_SEC:
             return cached[1]
-        body = msgspec.json.encode(self.state())
-        self._state_cache = (now, body)
+        body = msgspec.json.encode(self.state(history))
+        self._state_cache[history] = (now, body)
         return body
 
     # ----------------------------------------------------------------- inputs
@@ -156,7 +159,7 @@ class ControlPlane:
     def on_action(self, action: session.Action) -> None:
         if isinstance(action, session.PositionOpenedEvent | session.PositionClosedEvent
                       | session.PositionDropped | session.ExecuteExit):
-            self._state_cache = None
+            self._state_cache.clear()
         if isinstance(action, session.PositionOpenedEvent):
             self.bus.publish("position", self.position_view(action.position))
         elif isinstance(action, session.PositionClosedEvent | session.PositionDropped):
@@ -194,15 +197,16 @@ class ControlPlane:
 
     # ----------------------------------------------------------------- views
 
-    def position_view(self, position: session.Position) -> dict[str, Any]:
+    def position_view(self, position: session.Position,
+                      history: int = STATE_HISTORY_POINTS) -> dict[str, Any]:
         position_id = position.position_id
         sess = self.daemon.session
         facts = views.PositionFacts(
             status=self._status(position_id),
-            history=self.history.get(position_id),
+            history=views.downsample(self.history.get(position_id), history),
             bands=sess.slippage_bands(position_id),
             trend=sess.liquidity_trend(position_id),
-            levels_done=views.levels_done(self.trades, position_id),
+            levels_done=self.exits.levels.get(position_id, []),
             strategy=position.strategy_override or sess.desired.strategy)
         return views.position_view(position, facts)
 
@@ -217,19 +221,18 @@ class ControlPlane:
                                            position.opened.entry_quote_units),
             "status": self._status(position_id),
             "liquidity": {"trend": sess.liquidity_trend(position_id),
-                          "bands": [msgspec.to_builtins(b)
-                                    for b in sess.slippage_bands(position_id)]},
-            "levels_done": views.levels_done(self.trades, position_id),
+                          "bands": sess.slippage_bands(position_id)},
+            "levels_done": self.exits.levels.get(position_id, []),
         }
 
     def _status(self, position_id: int) -> str:
         return views.position_status(
             busy=self.adapter.exit_busy(position_id),
             sell_requested=self.actions.sell_pending(position_id),
-            latest_exit=views.latest_exit(self.trades, position_id),
+            latest_exit=self.exits.latest.get(position_id),
             started_ms=self.started_ms)
 
-    def state(self) -> dict[str, Any]:
+    def state(self, history: int = STATE_HISTORY_POINTS) -> dict[str, Any]:
         daemon = self.daemon
         stream = daemon.stream.state
         return {
@@ -244,7 +247,7 @@ class ControlPlane:
             },
             "wallets": [{"pubkey": pk, "sol_lamports": lamports}
                         for pk, lamports in self.balances.items()],
-            "positions": [self.position_view(p) for p in daemon.session.positions()],
+            "positions": [self.position_view(p, history) for p in daemon.session.positions()],
             "executor": self.executor_view(),
             "mirror": {
                 "enabled": daemon.cfg.mirror.enabled,
@@ -335,7 +338,8 @@ class ControlPlane:
         known = {t.signal_id: t for t in self.trades}
         self.trades, self.refusals, self.realized, self.landing = (
             trades, refusals, realized, landing)
-        self._state_cache = None
+        self.exits = views.index_exits(trades)
+        self._state_cache.clear()
         changed = [t for t in reversed(trades) if known.get(t.signal_id) != t]
         for trade in changed:
             self.bus.publish("trade", views.trade_view(trade))
@@ -396,7 +400,7 @@ async def _get_balance(http: aiohttp.ClientSession, url: str, pubkey: str,
 
 def pause_marker(journal_path: str) -> Path:
     """The file whose presence keeps mirror buys paused across restarts."""
-    return Path(journal_path).with_suffix(".mirror-paused")
+    return Path(journal_path or "lasersell-bot.sqlite3").with_suffix(".mirror-paused")
 
 
 def _now_ms() -> int:

@@ -44,6 +44,17 @@ class PnlHistory:
         self._series.pop(position_id, None)
 
 
+def downsample(points: list[tuple[int, int]], limit: int) -> list[tuple[int, int]]:
+    """At most ``limit`` points spread evenly over ``points``, the newest always kept."""
+    if limit <= 0:
+        return []
+    if len(points) <= limit:
+        return points
+    step = -(-len(points) // limit)  # ceiling division
+    picked = points[len(points) - 1::-step][::-1]  # every step-th point, ending at the newest
+    return picked[-limit:]
+
+
 def profit_pct(profit_units: int | None, entry_units: int) -> float | None:
     if profit_units is None or entry_units <= 0:
         return None
@@ -89,12 +100,10 @@ def position_view(position: session.Position, facts: PositionFacts) -> dict[str,
         "profit_units": position.profit_units,
         "proceeds_units": position.proceeds_units,
         "profit_pct": profit_pct(position.profit_units, opened.entry_quote_units),
-        "pnl_history": [[t, p] for t, p in facts.history],
-        "liquidity": {
-            "trend": facts.trend,
-            "bands": [msgspec.to_builtins(band) for band in facts.bands],
-        },
-        "strategy": msgspec.to_builtins(facts.strategy),
+        # Tuples and Structs as they are: msgspec encodes them without a Python copy.
+        "pnl_history": facts.history,
+        "liquidity": {"trend": facts.trend, "bands": list(facts.bands)},
+        "strategy": facts.strategy,
         "strategy_override": position.strategy_override is not None,
         "levels_done": facts.levels_done,
         "status": facts.status,
@@ -103,16 +112,27 @@ def position_view(position: session.Position, facts: PositionFacts) -> dict[str,
     }
 
 
-def levels_done(trades: Iterable[Trade], position_id: int) -> list[int]:
-    """Ladder levels of ``position_id`` whose sell landed."""
-    return sorted({t.level_index for t in trades if t.position_id == position_id
-                   and t.kind == "exit" and t.state in ("landed", "dry_run")
-                   and t.level_index is not None})
+@dataclass(frozen=True)
+class ExitIndex:
+    """Per position: the newest exit signal and the ladder levels whose sell landed."""
+
+    latest: dict[int, Trade] = field(default_factory=dict)
+    levels: dict[int, list[int]] = field(default_factory=dict)
 
 
-def latest_exit(trades: Iterable[Trade], position_id: int) -> Trade | None:
-    """The newest exit signal of ``position_id`` in ``trades`` (newest first)."""
-    return next((t for t in trades if t.position_id == position_id and t.kind == "exit"), None)
+def index_exits(trades: Iterable[Trade]) -> ExitIndex:
+    """One pass over ``trades`` (newest first)."""
+    index = ExitIndex()
+    for trade in trades:
+        if trade.kind != "exit" or trade.position_id is None:
+            continue
+        index.latest.setdefault(trade.position_id, trade)
+        if trade.state in ("landed", "dry_run") and trade.level_index is not None:
+            levels = index.levels.setdefault(trade.position_id, [])
+            if trade.level_index not in levels:
+                levels.append(trade.level_index)
+                levels.sort()
+    return index
 
 
 def trade_view(trade: Trade) -> dict[str, Any]:

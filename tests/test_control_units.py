@@ -321,3 +321,24 @@ def test_downsample_keeps_the_newest_and_bounds_the_count() -> None:
     assert picked == sorted(picked)
     assert downsample(points[:10], 60) == points[:10]
     assert len(downsample(points[:61], 60)) <= 60 and downsample(points, 0) == []
+
+
+def test_every_dashboard_file_is_package_data_and_served() -> None:
+    """A wheel carries the dashboard (pyproject package-data), and every static file the
+    page loads is one the server serves."""
+    import fnmatch
+    import re
+    import tomllib
+
+    from lasersell_bot.control.api import STATIC_FILES
+
+    root = Path(__file__).resolve().parents[1]
+    globs = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"][
+        "package-data"]["lasersell_bot.dashboard"]
+    files = [p.name for p in (root / "lasersell_bot" / "dashboard").iterdir()
+             if p.suffix != ".py" and p.is_file()]
+    assert files and all(any(fnmatch.fnmatch(f, g) for g in globs) for f in files)
+    page = (root / "lasersell_bot" / "dashboard" / "index.html").read_text()
+    loaded = re.findall(r'(?:src|href)="/static/([^"]+)"', page)
+    assert loaded and set(loaded) <= set(STATIC_FILES) and set(STATIC_FILES) <= set(files)
+    assert "http://" not in page.replace('http://www.w3.org', '') and "https://" not in page

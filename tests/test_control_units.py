@@ -342,3 +342,14 @@ def test_every_dashboard_file_is_package_data_and_served() -> None:
     loaded = re.findall(r'(?:src|href)="/static/([^"]+)"', page)
     assert loaded and set(loaded) <= set(STATIC_FILES) and set(STATIC_FILES) <= set(files)
     assert "http://" not in page.replace('http://www.w3.org', '') and "https://" not in page
+
+
+def test_cli_finds_the_units_token_when_the_configured_file_is_missing(tmp_path: Path) -> None:
+    from lasersell_bot.control.client import token_file
+
+    configured, unit = tmp_path / "lasersell-bot.api-token", tmp_path / "unit-token"
+    assert token_file(configured, unit) == configured  # neither exists: name the configured
+    unit.write_text("u" * 20)
+    assert token_file(configured, unit) == unit
+    configured.write_text("c" * 20)
+    assert token_file(configured, unit) == configured

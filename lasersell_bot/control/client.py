@@ -13,6 +13,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Final, TextIO
 
 from lasersell_bot.control import auth, render
@@ -23,6 +24,8 @@ EXIT_REFUSED: Final = 1
 EXIT_BAD_INPUT: Final = 2
 TIMEOUT_SEC: Final = 10.0
 _WILDCARDS: Final = {"0.0.0.0": "127.0.0.1", "::": "::1"}
+# Where the systemd unit (StateDirectory=lasersell-bot) keeps the daemon's token.
+UNIT_TOKEN_FILE: Final = Path("/var/lib/lasersell-bot/api-token")
 
 
 class ClientError(Exception):
@@ -81,10 +84,18 @@ def make_client(config_path: str, url: str | None) -> ApiClient:
     except ConfigError as exc:
         raise ClientError(str(exc), EXIT_BAD_INPUT) from None
     try:
-        token = auth.read_token(cfg.http.api_token_file)
+        token = auth.read_token(token_file(Path(cfg.http.api_token_file)))
     except auth.TokenError as exc:
         raise ClientError(str(exc), EXIT_BAD_INPUT) from None
     return ApiClient(url or base_url(cfg.http.listen), token)
+
+
+def token_file(configured: Path, unit_file: Path = UNIT_TOKEN_FILE) -> Path:
+    """The configured token file; when it does not exist, the systemd unit's (the CLI
+    runs without the unit's $STATE_DIRECTORY, so a default path points elsewhere)."""
+    if not configured.exists() and unit_file.exists():
+        return unit_file
+    return configured
 
 
 # --------------------------------------------------------------------------- commands

@@ -257,7 +257,7 @@ class ControlPlane:
             },
             "strategy": self.strategy_view(),
             "realized": {"total_lamports": self.realized[-1][1] if self.realized else 0,
-                         "series": [[t, v] for t, v in self.realized]},
+                         "series": self.realized},
             "recent_trades": [views.trade_view(t) for t in self.trades[:20]],
             "refusals": [views.trade_view(t) for t in self.refusals[:20]],
         }
@@ -348,7 +348,7 @@ class ControlPlane:
         if changed:
             self.bus.publish("summary", {
                 "realized_lamports": realized[-1][1] if realized else 0,
-                "realized_series": [[t, v] for t, v in realized],
+                "realized_series": realized,
                 "executor": self.executor_view()})
 
     def _read_journal(self) -> tuple[list[Trade], list[Trade], list[tuple[int, int]],

@@ -16,9 +16,10 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from solders.keypair import Keypair
 
 from lasersell_bot.journal import JournalReader
-from lasersell_bot.sim.world import SimWorld
+from lasersell_bot.sim.world import LAMPORTS_PER_SOL, SimWorld
 from tests.cdp import Page, chromium, find_chromium
 from tests.controlkit import ControlSetup
 
@@ -103,3 +104,34 @@ async def test_dashboard_shows_live_pnl_and_sells_with_confirmation(ctl: Control
     assert await daemon.wait_exit(15) == 0
     rows = JournalReader(ctl.tmp / "journal.sqlite3").recent_trades(10)
     assert [(r.position_id, r.reason, r.state) for r in rows] == [(sold, "manual", "landed")]
+
+
+async def test_dashboard_pauses_mirror_buys_and_shows_the_refusal(ctl: ControlSetup) -> None:
+    binary = find_chromium()
+    if binary is None:
+        pytest.skip("Chromium not found and cannot be installed here (apt-get install chromium)")
+    watched = str(Keypair().pubkey())
+    ctl.config_data["watch_wallets"] = [{"pubkey": watched, "auto_buy_sol": 0.1}]
+    ctl.configure(mirror={"enabled": True})
+    daemon = await ctl.start()
+    async with chromium(binary, ctl.tmp / "profile") as page:
+        await page.viewport(390, 844, mobile=True)
+        await page.navigate(f"{ctl.url}/?token={ctl.token()}")
+        await page.wait_for("the mirror card", "document.querySelector('#mirror-state')"
+                            ".textContent === 'on'")
+        await page.click("#mirror-toggle")
+        await page.wait_for("the confirmation", "document.querySelector('#confirm').open")
+        await page.click("#confirm-yes")
+        await page.wait_for("mirror buys paused", "document.querySelector('#mirror-state')"
+                            ".textContent === 'paused'")
+        mint = ctl.world.new_token(lamports_per_token=0.5)
+        await ctl.world.mirror_buy(watched, mint, ctl.wallet, LAMPORTS_PER_SOL // 10)
+        await daemon.wait_event("guard_refused", reason="mirror_paused")
+        await page.wait_for("the refusal with its reason", "document.querySelector('#refusals')"
+                            ".textContent.includes('mirror_paused')")
+        await page.wait_for("the mirror signal in the list", "document.querySelector("
+                            "'#mirror-recent').textContent.includes('buy signal')")
+        assert page.console == []
+    assert [e["source"] for e in daemon.events("mirror_paused")] == ["dashboard"]
+    daemon.send_signal(signal.SIGTERM)
+    assert await daemon.wait_exit(15) == 0

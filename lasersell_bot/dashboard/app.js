@@ -128,6 +128,18 @@ function render() {
   renderBands();
   renderTrades();
   renderRefusals();
+  renderMirror();
+}
+
+function renderMirror() {
+  const mirror = state.mirror;
+  $("mirror-section").hidden = !mirror.enabled;
+  if (mirror.recent.length > 20) mirror.recent.length = 20;
+  $("mirror-recent").innerHTML = mirror.recent.map((m) =>
+    `<li><span class="state">${esc(m.kind.replace(/_/g, " "))}</span> ` +
+    `${esc(short(m.mint))} <span class="muted">from ${esc(short(m.watched_wallet))} · ` +
+    `${clock(m.t)}${m.reason ? " · " + esc(m.reason) : ""}</span></li>`).join("") ||
+    '<li class="muted">None yet.</li>';
 }
 
 function renderHeader() {

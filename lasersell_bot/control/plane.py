@@ -49,6 +49,9 @@ RECENT_TRADES: Final = 200
 RECENT_MIRROR: Final = 50
 
 log = get_logger("control")
+_SAMPLED: Final = (protocol.PnlUpdate, protocol.LiquiditySnapshot)
+_CHANGES_STATE: Final = (session.PositionOpenedEvent, session.PositionClosedEvent,
+                         session.PositionDropped, session.ExecuteExit)
 
 
 class DaemonAdapter:
@@ -149,16 +152,12 @@ class ControlPlane:
     # ----------------------------------------------------------------- inputs
 
     def on_low(self, message: Any) -> None:
-        if isinstance(message, protocol.PnlUpdate):
-            if self.daemon.session.position(message.position_id) is not None:
-                self.history.add(message.position_id, _now_ms(), message.profit_units)
-                self._dirty.add(message.position_id)
-        elif isinstance(message, protocol.LiquiditySnapshot):
+        """A low-lane frame: only note the position (the broadcaster samples it)."""
+        if isinstance(message, _SAMPLED):
             self._dirty.add(message.position_id)
 
     def on_action(self, action: session.Action) -> None:
-        if isinstance(action, session.PositionOpenedEvent | session.PositionClosedEvent
-                      | session.PositionDropped | session.ExecuteExit):
+        if isinstance(action, _CHANGES_STATE):
             self._state_cache.clear()
         if isinstance(action, session.PositionOpenedEvent):
             self.bus.publish("position", self.position_view(action.position))
@@ -300,17 +299,24 @@ class ControlPlane:
                 tasks.create_task(loop())
 
     async def _broadcast(self) -> None:
+        """Every ``BROADCAST_EVERY_SEC``: sample the PnL of the positions that changed into
+        their history, and publish them to the events stream."""
         while True:
             await asyncio.sleep(BROADCAST_EVERY_SEC)
-            if not self._dirty:
+            if self._dirty:
+                self._sample(self._dirty)
+                self._dirty = set()
+
+    def _sample(self, dirty: set[int]) -> None:
+        now = _now_ms()
+        for position_id in dirty:
+            position = self.daemon.session.position(position_id)
+            if position is None:
                 continue
-            dirty, self._dirty = self._dirty, set()
-            if not self.bus.subscribers:
-                continue
-            for position_id in dirty:
-                position = self.daemon.session.position(position_id)
-                if position is not None:
-                    self.bus.publish("pnl", self.pnl_view(position))
+            if position.profit_units is not None:
+                self.history.add(position_id, now, position.profit_units)
+            if self.bus.subscribers:
+                self.bus.publish("pnl", self.pnl_view(position))
 
     async def _watch_journal(self) -> None:
         """Re-read the journal after a change, at most every ``JOURNAL_EVERY_SEC`` and

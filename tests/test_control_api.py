@@ -114,15 +114,15 @@ async def test_status_shows_positions_and_sell_lands_an_exit(ctl: ControlSetup) 
     pid = await ctl.open_position(daemon)
     await ctl.world.set_profit_pct(pid, 12)
 
-    async def profit() -> Any:
+    async def position() -> Any:
         state = (await ctl.api("GET", "/api/v1/state"))[1]
-        return next(p for p in state["positions"] if p["id"] == pid)["profit_pct"]
+        return next(p for p in state["positions"] if p["id"] == pid)
 
-    for _ in range(100):
-        if await profit() is not None:
+    for _ in range(100):  # the history is sampled twice a second; state is cached 1 s
+        if (await position())["pnl_history"]:
             break
         await asyncio.sleep(0.05)
-    assert await profit() == pytest.approx(12, abs=0.5)
+    assert (await position())["profit_pct"] == pytest.approx(12, abs=0.5)
 
     code, out, err = await ctl.cli("status", "--json")
     assert code == 0, err

@@ -321,7 +321,8 @@ class HealthServer:
     async def start(self) -> None:
         if self.address is None or self._runner is not None:
             return
-        runner = web.AppRunner(self.app(), access_log=None)
+        # Open requests (an events stream) get this long at shutdown, not aiohttp's 60 s.
+        runner = web.AppRunner(self.app(), access_log=None, shutdown_timeout=2.0)
         await runner.setup()
         host, port = self.address
         site = web.TCPSite(runner, host, port)

@@ -253,3 +253,16 @@ async def test_events_stream_and_strategy_changes(ctl: ControlSetup) -> None:
     status, body = await ctl.api("GET", "/api/v1/trades?limit=abc")
     assert status == 400 and body["error"]["field"] == "limit"
     await _stop(daemon)
+
+
+async def test_an_open_events_stream_does_not_hold_up_shutdown(ctl: ControlSetup) -> None:
+    daemon = await ctl.start()
+    async with aiohttp.ClientSession() as http, http.get(
+            ctl.url + "/api/v1/events",
+            headers={"Authorization": f"Bearer {ctl.token()}"}) as response:
+        assert (await response.content.readline()).startswith(b"id: 0")
+        started = asyncio.get_running_loop().time()
+        daemon.send_signal(signal.SIGTERM)
+        assert await daemon.wait_exit(10) == 0
+        assert asyncio.get_running_loop().time() - started < 5
+        assert daemon.events("shutdown_complete")

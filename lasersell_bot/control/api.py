@@ -28,6 +28,7 @@ from lasersell_bot.logs import get_logger
 
 API: Final = "/api/v1"
 KEEPALIVE_SEC: Final = 15.0
+WRITE_TIMEOUT_SEC: Final = 10.0  # a client that stops reading is let go
 MAX_BODY_BYTES: Final = 64 * 1024
 STATIC_FILES: Final = {
     "app.js": "text/javascript",
@@ -171,22 +172,22 @@ class ControlApi:
         await response.prepare(request)
         subscription = self.plane.bus.subscribe()
         try:
-            await response.write(sse_raw(0, "state", self.plane.state_bytes()))
+            await _write(response, sse_raw(0, "state", self.plane.state_bytes()))
             while True:
                 try:
                     event = await asyncio.wait_for(subscription.next(), KEEPALIVE_SEC)
                 except TimeoutError:
-                    await response.write(b": keepalive\n\n")
+                    await _write(response, b": keepalive\n\n")
                     continue
                 if event is None:
                     break
-                await response.write(sse_frame(*event))
-        except (ConnectionResetError, asyncio.CancelledError):
-            pass
+                await _write(response, sse_frame(*event))
+        except (ConnectionResetError, TimeoutError):
+            return response  # gone, or not reading
         finally:
             self.plane.bus.unsubscribe(subscription)
-        with contextlib.suppress(ConnectionResetError):
-            await response.write_eof()
+        with contextlib.suppress(ConnectionResetError, TimeoutError):
+            await asyncio.wait_for(response.write_eof(), WRITE_TIMEOUT_SEC)
         return response
 
     # ----------------------------------------------------------------- actions
@@ -233,6 +234,10 @@ def _is_login(request: web.Request) -> bool:
 def _json(body: Any, status: int = 200) -> web.Response:
     return web.Response(body=msgspec.json.encode(body), status=status,
                         content_type="application/json")
+
+
+async def _write(response: web.StreamResponse, data: bytes) -> None:
+    await asyncio.wait_for(response.write(data), WRITE_TIMEOUT_SEC)
 
 
 def _source(request: web.Request) -> str:

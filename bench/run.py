@@ -63,6 +63,9 @@ LOW_TYPES = ("pnl_update", "liquidity_snapshot", "trade_tick")
 DELAY_BUDGET_US = 1000.0
 
 
+API_LOAD_GAP_S = 0.1
+
+
 @dataclass(frozen=True)
 class Plan:
     signals: int
@@ -77,6 +80,7 @@ class Plan:
     micro_budget_s: float
     settle_s: float = 1.5
     trace: bool = True
+    api_load: bool = False  # an extra idle phase with the control API under load
     seed: int = 20260101
 
 
@@ -400,6 +404,8 @@ listen = "127.0.0.1:{self.metrics_port}"
         await asyncio.sleep(plan.settle_s)  # positions announced, connections warm
         out: dict[str, Any] = {"memory_kib": {"after_start": rss_kib(child.pid)}}
         phases = [await self.phase(child, who, "idle", plan.signals)]
+        if who == "ours" and plan.api_load:
+            phases.append(await self.api_load_phase(child, plan.signals))
         for rate in plan.flood_rates if who != "ours_static" else ():
             phases.append(await self.phase(child, who, f"flood_{rate}", plan.signals,
                                            flood_rate=rate))
@@ -419,6 +425,42 @@ listen = "127.0.0.1:{self.metrics_port}"
         out["startup_ms"] = startups
         out["log"] = str(child.log_path)
         return out
+
+    async def api_load_phase(self, child: Child, signals: int) -> PhaseResult:
+        """The idle phase again while a status loop (GET /api/v1/state every
+        ``API_LOAD_GAP_S``: ten terminals running ``watch -n1 lasersell-bot status``)
+        and an events subscriber (an open dashboard) load the control API."""
+        token = (self.workdir / "lasersell-bot.api-token").read_text().strip()
+        base = f"http://127.0.0.1:{self.metrics_port}/api/v1"
+        headers = {"Authorization": f"Bearer {token}"}
+        calls = [0]
+
+        async def status_loop() -> None:
+            assert self.http is not None
+            while True:
+                async with self.http.get(base + "/state", headers=headers) as resp:
+                    await resp.read()
+                calls[0] += 1
+                await asyncio.sleep(API_LOAD_GAP_S)
+
+        async def events() -> None:
+            assert self.http is not None
+            async with self.http.get(base + "/events", headers=headers,
+                                     timeout=aiohttp.ClientTimeout(total=None)) as resp:
+                async for _ in resp.content:
+                    pass
+
+        loops = [asyncio.create_task(status_loop()), asyncio.create_task(events())]
+        started = time.monotonic()
+        try:
+            result = await self.phase(child, "ours", "idle_api_load", signals)
+        finally:
+            for task in loops:
+                task.cancel()
+            await asyncio.gather(*loops, return_exceptions=True)
+        rate = calls[0] / (time.monotonic() - started)
+        print(f"bench: api load: {calls[0]} state requests ({rate:.0f}/s)", flush=True)
+        return result
 
     async def phase(self, child: Child, who: str, label: str, signals: int, *,
                     flood_rate: int = 0, flood_frames: int | None = None,
@@ -654,6 +696,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
     parser.add_argument("--daemon-src", type=Path,
                         help="run lasersell_bot from this checkout (before/after comparisons)")
+    parser.add_argument("--api-load", action="store_true",
+                        help="add an idle phase with the control API under a status loop")
     parser.add_argument("--wrap-daemon", default="",
                         help='profile the daemon, e.g. "py-spy record -o prof.svg --"')
     args = parser.parse_args(argv)
@@ -662,6 +706,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         plan = replace(plan, signals=args.signals)
     if args.floods:
         plan = replace(plan, flood_rates=tuple(int(r) for r in args.floods.split(",")))
+    if args.api_load:
+        plan = replace(plan, api_load=True)
     baseline = not args.no_baseline
     if baseline:
         ensure_venv(SDK_VENV, SDK_REQUIREMENT)

@@ -1,4 +1,4 @@
-"""Command line: ``lasersell-bot {run,demo,check,init,sim,wallet,journal}``.
+"""Command line: ``lasersell-bot {run,demo,check,init,sim,wallet,journal,status,sell,close,...}``.
 
 Each subcommand parses its flags, then hands over to the module that owns the
 work. Bad input ends with one clear line on stderr and exit code 2.
@@ -105,7 +105,29 @@ def _parser() -> argparse.ArgumentParser:
     journal.add_argument("--limit", type=int, default=50)
     journal.add_argument("--json", action="store_true", help="machine-readable output")
     journal.set_defaults(handler=_cmd_journal)
+    _add_control_commands(sub)
     return parser
+
+
+def _add_control_commands(sub: Any) -> None:
+    """Commands that talk to a running daemon's control API."""
+    def command(name: str, help_text: str) -> argparse.ArgumentParser:
+        parser: argparse.ArgumentParser = sub.add_parser(name, help=help_text)
+        parser.add_argument("--config", "-c", required=True, help="the daemon's config")
+        parser.add_argument("--url", help="API base URL (default: from http.listen)")
+        parser.set_defaults(handler=_cmd_control, control=name)
+        return parser
+
+    command("status", "show positions, PnL, what is in flight and health").add_argument(
+        "--json", action="store_true", help="the full state as JSON")
+    sell = command("sell", "sell a position now (through the guard, like any exit)")
+    sell.add_argument("target", metavar="ID|MINT|all")
+    sell.add_argument("--slippage-bps", type=int)
+    sell.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
+    command("close", "stop tracking a position on the server (no sell)").add_argument(
+        "id", type=int)
+    command("pause-buys", "refuse mirror buys until resume-buys")
+    command("resume-buys", "take mirror buys again")
 
 
 def _fail(message: str) -> int:
@@ -224,6 +246,30 @@ def _journal_path_from(config_path: str | None) -> str | None:
     from lasersell_bot.config import load_config
 
     return load_config(config_path, require_wallets=False, require_secrets=False).journal.path
+
+
+# --------------------------------------------------------------------------- control
+
+
+def _cmd_control(args: argparse.Namespace) -> int:
+    from lasersell_bot.control import client as api
+
+    out = sys.stdout
+    try:
+        conn = api.make_client(args.config, args.url)
+        if args.control == "status":
+            return api.status(conn, args.json, out)
+        if args.control == "sell":
+            return api.sell(conn, args.target, args.slippage_bps, args.yes, out, api.ask)
+        if args.control == "close":
+            return api.simple(conn, "POST", f"/positions/{args.id}/close",
+                              f"close of #{args.id} requested", out)
+        if args.control == "pause-buys":
+            return api.simple(conn, "POST", "/mirror/pause", "mirror buys paused", out)
+        return api.simple(conn, "POST", "/mirror/resume", "mirror buys resumed", out)
+    except api.ClientError as exc:
+        print(f"lasersell-bot: {exc}", file=sys.stderr)
+        return exc.code
 
 
 # --------------------------------------------------------------------------- check / init

@@ -178,6 +178,9 @@ class LogConfig(Struct, **_STRICT):
 
 class HttpConfig(Struct, **_STRICT):
     listen: str = ""
+    api: bool = True
+    expose_api: bool = False
+    api_token_file: str = ""
 
 
 class NotifyConfig(Struct, **_STRICT):
@@ -185,6 +188,8 @@ class NotifyConfig(Struct, **_STRICT):
     telegram_bot_token: str = ""
     telegram_chat_id: str = ""
     min_interval_sec: NonNeg = 1.0
+    telegram_commands: bool = False
+    telegram_api_url: str = "https://api.telegram.org"
 
 
 class DaemonConfig(Struct, **_STRICT):
@@ -235,6 +240,8 @@ SECRET_SOURCES: Final = (
 CREDENTIAL_PREFIX: Final = "credential:"
 DEFAULT_JOURNAL_NAME: Final = "lasersell-bot.sqlite3"
 STATE_JOURNAL_NAME: Final = "journal.sqlite3"
+DEFAULT_API_TOKEN_NAME: Final = "lasersell-bot.api-token"
+STATE_API_TOKEN_NAME: Final = "api-token"
 
 _DEFAULTS: Final = Config()
 _SECRET_KEYS: Final = frozenset(source.dotted_key for source in SECRET_SOURCES)
@@ -570,7 +577,9 @@ def _resolve_paths(cfg: Config, base: Path, env: Mapping[str, str]) -> Config:
     ]
     journal_path = _resolve_against(cfg.journal.path or _default_journal_path(env), base)
     journal = msgspec.structs.replace(cfg.journal, path=journal_path)
-    return msgspec.structs.replace(cfg, wallets=wallets, journal=journal)
+    token_path = _resolve_against(cfg.http.api_token_file or _default_token_path(env), base)
+    http = msgspec.structs.replace(cfg.http, api_token_file=token_path)
+    return msgspec.structs.replace(cfg, wallets=wallets, journal=journal, http=http)
 
 
 def _resolve_keypair_path(key: str, raw: str, base: Path, env: Mapping[str, str]) -> str:
@@ -599,6 +608,13 @@ def _default_journal_path(env: Mapping[str, str]) -> str:
     if state_directories:
         return str(Path(state_directories.split(":")[0]) / STATE_JOURNAL_NAME)
     return DEFAULT_JOURNAL_NAME
+
+
+def _default_token_path(env: Mapping[str, str]) -> str:
+    state_directories = env.get("STATE_DIRECTORY", "")
+    if state_directories:
+        return str(Path(state_directories.split(":")[0]) / STATE_API_TOKEN_NAME)
+    return DEFAULT_API_TOKEN_NAME
 
 
 def _resolve_against(raw: str, base: Path) -> str:
@@ -672,6 +688,7 @@ _URL_RULES: Final = (
     ("send.helius_sender_url", _HTTP),
     ("send.astralane_url", _HTTP),
     ("notify.webhook_url", _HTTP),
+    ("notify.telegram_api_url", _HTTP),
 )
 _OPTIONAL_URLS: Final = frozenset({"notify.webhook_url"})
 
@@ -797,3 +814,6 @@ def _check_notify(notify: NotifyConfig) -> None:
     if bool(notify.telegram_bot_token) != bool(notify.telegram_chat_id):
         missing = "telegram_chat_id" if notify.telegram_bot_token else "telegram_bot_token"
         raise ConfigError(f"notify.{missing}: required when the other Telegram setting is set")
+    if notify.telegram_commands and not notify.telegram_bot_token:
+        raise ConfigError("notify.telegram_commands: needs telegram_bot_token and "
+                          "telegram_chat_id")

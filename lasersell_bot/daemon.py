@@ -22,12 +22,20 @@ import msgspec
 from lasersell_bot import config as config_mod
 from lasersell_bot import landing, protocol, session
 from lasersell_bot.config import Config
+from lasersell_bot.control.setup import control_plane
 from lasersell_bot.executor import Executor
 from lasersell_bot.journal import Journal
 from lasersell_bot.logs import get_logger
 from lasersell_bot.metrics import Metrics
 from lasersell_bot.notify import Notifier, NotifyKind
-from lasersell_bot.ops import HealthReport, HealthServer, SdNotifier, Watchdog, assess_health
+from lasersell_bot.ops import (
+    HealthReport,
+    HealthServer,
+    SdNotifier,
+    Watchdog,
+    assess_health,
+    health_body,
+)
 from lasersell_bot.ops import status_line as make_status_line
 from lasersell_bot.send import Confirmer, Submitter, land
 from lasersell_bot.simulate import Simulator
@@ -115,7 +123,9 @@ class Daemon:
         self.sd = notify_socket or SdNotifier()
         self.journal = Journal.open(cfg.journal.path, self.metrics)
         self.submitter = Submitter.from_config(cfg.send, cfg.rpc, self.metrics)
-        self.notifier = Notifier(cfg.notify, self.metrics)
+        self.notifier = Notifier(cfg.notify, self.metrics,
+                                 telegram_api_base=cfg.notify.telegram_api_url)
+        self.control = control_plane(self)
         self.stream = StreamClient(
             cfg.stream, configure_messages=self._configure_messages, on_high=self._on_high,
             on_low=self._on_low, metrics=self.metrics,
@@ -124,11 +134,14 @@ class Daemon:
             cfg, wallets=wallets,
             lander=RpcLander(self.submitter, landing.LandingParams.from_config(cfg.send)),
             journal=self.journal, send_to_stream=self.stream.send, session=self.session,
-            metrics=self.metrics, notifier=self.notifier,
+            metrics=self.metrics,
+            notifier=self.notifier if self.control is None else self.control.tee(self.notifier),
             simulator=Simulator(Confirmer(self.submitter),
                                 cfg.guard.simulation_timeout_ms / 1000))
         self.watchdog = Watchdog(self.sd)
-        self.health_server = HealthServer(cfg.http.listen, self.health, self.metrics)
+        self.health_server = HealthServer(
+            cfg.http.listen, self.health, self.metrics,
+            routes=None if self.control is None else self.control.mount)
         self._stop = asyncio.Event()
         self._wakeup = asyncio.Event()
         self._ready_sent = False
@@ -147,6 +160,8 @@ class Daemon:
             await self._register_wallets()
             await self.notifier.start()
             try:
+                if self.control is not None:
+                    self.control.prepare()
                 await self.health_server.start()
             except OSError as exc:  # http.listen taken: one clear line, and systemd retries
                 log.error("startup_failed", error=exc.strerror or str(exc))
@@ -160,6 +175,9 @@ class Daemon:
                     tasks.create_task(_supervised("session_ticker", self._tick_session)),
                     tasks.create_task(_supervised("status_reporter", self._report_status)),
                 ]
+                if self.control is not None:
+                    background.append(tasks.create_task(
+                        _supervised("control", self.control.run)))
                 await executor_ready.wait()
                 await self.executor.recover()
                 stream_task = tasks.create_task(self.stream.run())
@@ -196,6 +214,8 @@ class Daemon:
             await asyncio.wait_for(asyncio.shield(stream_task), 5)
 
     async def _close_resources(self) -> None:
+        if self.control is not None:
+            self.control.close()
         await self.health_server.stop()
         await self.notifier.stop()
         await self.submitter.close()
@@ -228,6 +248,8 @@ class Daemon:
 
     def _on_low(self, message: Any) -> None:
         self.session.on_message(message, _now_ms())
+        if self.control is not None:
+            self.control.on_low(message)
 
     def _dispatch(self, actions: list[session.Action], received_ns: int) -> None:
         for action in actions:
@@ -239,6 +261,13 @@ class Daemon:
                 self.stream.send(action.message)
             else:
                 self._log_event(action)
+        if self.control is not None:  # after the exits above are on the wire
+            for action in actions:
+                self.control.on_action(action)
+
+    def dispatch(self, actions: list[session.Action]) -> None:
+        """Carry out actions the control API got from the session."""
+        self._dispatch(actions, time.perf_counter_ns())
 
     def _log_event(self, action: session.Action) -> None:
         if isinstance(action, session.PositionOpenedEvent):
@@ -326,6 +355,9 @@ class Daemon:
             connected=state.connected, configured=state.configured,
             loop_lag_ms=self.watchdog.loop_lag_ms(), journal_healthy=self.journal.healthy,
             last_signal_age_s=None if last is None else time.monotonic() - last)
+
+    def health_body(self) -> dict[str, Any]:
+        return health_body(self.health())
 
     def _is_healthy(self) -> bool:
         report = self.health()

@@ -155,6 +155,8 @@ class Executor:
         # server clock minus ours, from hello_ok; signal ages are measured on its clock
         self.server_clock_offset_ms = 0
         self._stream_up = True
+        # Set by the control API (pause-buys): mirror buys are refused as mirror_paused.
+        self.mirror_paused = False
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -522,6 +524,8 @@ class Executor:
         with self._buy_refusals(signal, signal_id):
             if not self._accepting:
                 raise _Refused("shutting_down", "the daemon is stopping; no new buys")
+            if self.mirror_paused:
+                raise _Refused("mirror_paused", "mirror buys are paused (resume-buys)")
             expectation = self._mirror_expectation(signal)
             keypair = self._keypair(signal.user_wallet)
             unsigned = _decode_b64(signal.unsigned_tx_b64)

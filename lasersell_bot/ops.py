@@ -300,11 +300,13 @@ class HealthServer:
     """``GET /healthz`` and ``GET /metrics`` on ``http.listen`` (loopback by default)."""
 
     def __init__(
-        self, listen: str, health: Callable[[], HealthReport], metrics: Metrics
+        self, listen: str, health: Callable[[], HealthReport], metrics: Metrics,
+        routes: Callable[[web.Application], None] | None = None,
     ) -> None:
         self.address = parse_listen(listen)
         self._health = health
         self._metrics = metrics
+        self._routes = routes
         self._runner: web.AppRunner | None = None
         self.port: int | None = None
 
@@ -312,12 +314,15 @@ class HealthServer:
         app = web.Application()
         app.router.add_get("/healthz", self._handle_health)
         app.router.add_get("/metrics", self._handle_metrics)
+        if self._routes is not None:
+            self._routes(app)
         return app
 
     async def start(self) -> None:
         if self.address is None or self._runner is not None:
             return
-        runner = web.AppRunner(self.app(), access_log=None)
+        # Open requests (an events stream) get this long at shutdown, not aiohttp's 60 s.
+        runner = web.AppRunner(self.app(), access_log=None, shutdown_timeout=2.0)
         await runner.setup()
         host, port = self.address
         site = web.TCPSite(runner, host, port)

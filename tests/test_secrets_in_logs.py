@@ -44,14 +44,6 @@ DEMO_API_KEY = "demo-api-key"
 _KEY_ARRAY = re.compile(r"\[\s*(?:\d{1,3}\s*,\s*){63}\d{1,3}\s*\]")
 _KEY_HEX = re.compile(r"(?<![0-9a-fA-F])[0-9a-fA-F]{128}(?![0-9a-fA-F])")
 
-# Redirects the Telegram API to the local fake (there is no config key for it).
-_RUN_WITH_LOCAL_TELEGRAM = (
-    "import os, sys\n"
-    "from lasersell_bot import cli, notify\n"
-    "notify.Notifier.__init__.__kwdefaults__['telegram_api_base'] = os.environ['TEST_TG']\n"
-    "sys.exit(cli.main(sys.argv[1:]))\n"
-)
-
 
 def keypair_forms(keypair: Keypair) -> list[str]:
     """Every text form of a keypair's secret: JSON arrays, hex and base58."""
@@ -150,7 +142,7 @@ def secret_config(tmp: Path, world: SimWorld, keystore: Path, hooks: str) -> dic
                  "confirm_poll_ms": 50},
         "notify": {"webhook_url": f"{hooks}/hooks/{WEBHOOK_TOKEN}",
                    "telegram_bot_token": TELEGRAM_TOKEN, "telegram_chat_id": "42",
-                   "min_interval_sec": 0.05},
+                   "telegram_api_url": hooks, "min_interval_sec": 0.05},
         "journal": {"path": str(tmp / "journal.sqlite3")},
         "log": {"level": "debug", "format": "json"},
         "http": {"listen": "127.0.0.1:0"},
@@ -205,10 +197,9 @@ async def test_debug_daemon_logs_no_secret(tmp_path: Path,
     write_keystore(keypair, keystore, PASSPHRASE, m_kib=8192, t=1)
     config = write_config(tmp_path / "bot.toml",
                           secret_config(tmp_path, world, keystore, notify_server.url))
-    env = child_env(None, LASERSELL_API_KEY=API_KEY, TEST_TG=notify_server.url,
-                    **{PASSPHRASE_ENV: PASSPHRASE})
-    daemon = await DaemonProcess.start(
-        ["-c", _RUN_WITH_LOCAL_TELEGRAM, "run", "--config", str(config)], env)
+    env = child_env(None, LASERSELL_API_KEY=API_KEY, **{PASSPHRASE_ENV: PASSPHRASE})
+    daemon = await DaemonProcess.start(["-m", "lasersell_bot", "run", "--config", str(config)],
+                                       env)
     try:
         await daemon.wait_event("ready", timeout=15)
         await drive(daemon, world, keypair.pubkey())
@@ -216,6 +207,7 @@ async def test_debug_daemon_logs_no_secret(tmp_path: Path,
             notify_server.requests) >= 3 and bool(daemon.events("notify_failed")))
         port = await http_port(daemon)
         pages = [(await http_get(port, path))[1] for path in ("/healthz", "/metrics")]
+        api_token = (tmp_path / "lasersell-bot.api-token").read_text().strip()
         daemon.send_signal(signal.SIGTERM)
         assert await daemon.wait_exit(10) == 0
     finally:
@@ -226,7 +218,7 @@ async def test_debug_daemon_logs_no_secret(tmp_path: Path,
     assert f"/bot{TELEGRAM_TOKEN}/sendMessage" in notify_server.requests
     assert daemon.events("submit_retry") or daemon.events("submit_failed")
     secrets = [API_KEY, RPC_SECRET, ASTRALANE_KEY, WEBHOOK_TOKEN, TELEGRAM_TOKEN, PASSPHRASE,
-               DEMO_API_KEY, *keypair_forms(keypair)]
+               DEMO_API_KEY, api_token, *keypair_forms(keypair)]
     assert find_leaks(daemon.stdout + daemon.stderr + pages, secrets) == []
 
 

@@ -1,0 +1,1 @@
+"""Control surface of a running daemon: HTTP API, dashboard, Telegram commands."""

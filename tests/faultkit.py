@@ -39,6 +39,7 @@ import aiohttp
 import tomli_w
 from aiohttp import web
 from solders.hash import Hash
+from solders.instruction import CompiledInstruction
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 
@@ -46,6 +47,8 @@ from lasersell_bot.config import load_config
 from lasersell_bot.daemon import Daemon
 from lasersell_bot.sim import rpc as sim_rpc
 from lasersell_bot.sim.chain import MEMO_PROGRAM_ID, SimChain, SwapOrder, decode_transaction
+from lasersell_bot.sim.router import MINT as ROUTER_MINT
+from lasersell_bot.sim.router import ROUTER_PROGRAM_ID, RouterOrder
 from lasersell_bot.sim.rpc import SimRpcServer
 from lasersell_bot.sim.stream_server import SimStreamServer, ws_text_frame
 from lasersell_bot.sim.txbuild import ChainTxFactory
@@ -260,14 +263,27 @@ def _parse_sell(raw: str) -> tuple[tuple[str, str], _Sell] | None:
         return None
     keys = tx.message.account_keys
     for ix in tx.message.instructions:
-        if keys[ix.program_id_index] != MEMO_PROGRAM_ID:
-            continue
-        with contextlib.suppress(ValueError, UnicodeDecodeError):
+        sold = _sold(keys, ix)
+        if sold is not None:
+            mint, tokens = sold
+            sell = _Sell(str(tx.signatures[0]), tx.message.recent_blockhash, time.monotonic(),
+                         tokens)
+            return (str(keys[0]), str(mint)), sell
+    return None
+
+
+def _sold(keys: list[Pubkey], ix: CompiledInstruction) -> tuple[Pubkey, int] | None:
+    """(mint, tokens) if ``ix`` is a sell: the direct swap memo or a router sell."""
+    program = keys[ix.program_id_index]
+    with contextlib.suppress(ValueError, UnicodeDecodeError, IndexError):
+        if program == MEMO_PROGRAM_ID:
             order = SwapOrder.parse(bytes(ix.data).decode())
             if order is not None and order.side == "sell":
-                sell = _Sell(str(tx.signatures[0]), tx.message.recent_blockhash,
-                             time.monotonic(), order.amount_in)
-                return (str(keys[0]), str(order.mint)), sell
+                return order.mint, order.amount_in
+        if program == ROUTER_PROGRAM_ID:
+            routed = RouterOrder.decode(bytes(ix.data))
+            if routed.side == "sell":
+                return keys[ix.accounts[ROUTER_MINT]], routed.amount_in
     return None
 
 

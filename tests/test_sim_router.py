@@ -24,7 +24,7 @@ from solders.transaction import VersionedTransaction
 from lasersell_bot.guard.policy import ALLOWED_PROGRAMS
 from lasersell_bot.guard.tables import parse_lookup_table
 from lasersell_bot.landing import classify_error
-from lasersell_bot.sim.chain import SimChain, sim_address
+from lasersell_bot.sim.chain import SimChain
 from lasersell_bot.sim.router import (
     CPMM_OUTPUT,
     CPMM_PROGRAM_ID,
@@ -38,6 +38,7 @@ from lasersell_bot.sim.router import (
     RouterOrder,
     split_fee,
 )
+from lasersell_bot.sim.routing import sim_address
 from lasersell_bot.sim.rpc import SimRpcServer
 from lasersell_bot.sim.tables import LOOKUP_TABLE_PROGRAM_ID
 from lasersell_bot.sim.txbuild import (

@@ -52,7 +52,7 @@ from spl.token.constants import TOKEN_PROGRAM_ID
 from spl.token.instructions import create_idempotent_associated_token_account
 
 from lasersell_bot.config import HELIUS_TIP_ACCOUNTS
-from lasersell_bot.sim.chain import SimChain, SwapOrder, memo_instruction, quote, sim_address
+from lasersell_bot.sim.chain import SimChain, SwapOrder, memo_instruction, quote
 from lasersell_bot.sim.router import (
     DEFAULT_DRAIN_LAMPORTS,
     HOSTILE_VARIANTS,
@@ -68,6 +68,7 @@ from lasersell_bot.sim.router import (
     router_instruction,
     split_fee,
 )
+from lasersell_bot.sim.routing import sim_address
 from lasersell_bot.sim.scenario import SellQuote, SellRefused, derived_address
 
 DEFAULT_CU_LIMIT: Final = 120_000

@@ -39,6 +39,7 @@ import aiohttp
 import tomli_w
 from aiohttp import web
 from solders.hash import Hash
+from solders.instruction import CompiledInstruction
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 
@@ -261,24 +262,24 @@ def _parse_sell(raw: str) -> tuple[tuple[str, str], _Sell] | None:
         return None
     keys = tx.message.account_keys
     for ix in tx.message.instructions:
-        found = _sold(keys, ix)
-        if found is not None:
-            mint, amount = found
-            sell = _Sell(str(tx.signatures[0]), tx.message.recent_blockhash,
-                         time.monotonic(), amount)
+        sold = _sold(keys, ix)
+        if sold is not None:
+            mint, tokens = sold
+            sell = _Sell(str(tx.signatures[0]), tx.message.recent_blockhash, time.monotonic(),
+                         tokens)
             return (str(keys[0]), str(mint)), sell
     return None
 
 
-def _sold(keys: Any, ix: Any) -> tuple[Pubkey, int] | None:
-    """(mint, tokens) of a sell: the simulator's swap memo, or its router instruction."""
+def _sold(keys: list[Pubkey], ix: CompiledInstruction) -> tuple[Pubkey, int] | None:
+    """(mint, tokens) if ``ix`` is a sell: the direct swap memo or a router sell."""
     program = keys[ix.program_id_index]
     with contextlib.suppress(ValueError, UnicodeDecodeError, IndexError):
         if program == MEMO_PROGRAM_ID:
             order = SwapOrder.parse(bytes(ix.data).decode())
             if order is not None and order.side == "sell":
                 return order.mint, order.amount_in
-        elif program == ROUTER_PROGRAM_ID:
+        if program == ROUTER_PROGRAM_ID:
             routed = RouterOrder.decode(bytes(ix.data))
             if routed.side == "sell":
                 return keys[ix.accounts[ROUTER_MINT]], routed.amount_in

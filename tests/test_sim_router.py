@@ -24,7 +24,7 @@ from solders.transaction import VersionedTransaction
 from lasersell_bot.guard.policy import ALLOWED_PROGRAMS
 from lasersell_bot.guard.tables import parse_lookup_table
 from lasersell_bot.landing import classify_error
-from lasersell_bot.sim.chain import SimChain, sim_address
+from lasersell_bot.sim.chain import SimChain
 from lasersell_bot.sim.router import (
     CPMM_OUTPUT,
     CPMM_PROGRAM_ID,
@@ -38,6 +38,7 @@ from lasersell_bot.sim.router import (
     RouterOrder,
     split_fee,
 )
+from lasersell_bot.sim.routing import sim_address
 from lasersell_bot.sim.rpc import SimRpcServer
 from lasersell_bot.sim.tables import LOOKUP_TABLE_PROGRAM_ID
 from lasersell_bot.sim.txbuild import (
@@ -51,6 +52,7 @@ from lasersell_bot.sim.txbuild import (
     TxShape,
     build_cpmm_sell_tx,
     build_router_tx,
+    default_tx_shape,
     min_out_for,
 )
 from lasersell_bot.sim.world import SimWorld
@@ -163,7 +165,7 @@ def test_router_buy_pays_the_fee_on_top_and_credits_tokens() -> None:
     buyer = Keypair()
     chain.fund(buyer.pubkey(), 2 * 10**9)
     lamports = 10**9
-    factory = ChainTxFactory(chain)
+    factory = ChainTxFactory(chain, shape="router")
     b64 = factory.build_mirror_buy(str(buyer.pubkey()), str(market.mint), lamports, 500,
                                    "rpc", 0)
     vault_before = chain.balance(chain.fee_vault)
@@ -518,7 +520,7 @@ async def test_hostile_mirror_buy_shows_in_simulation_and_on_chain(
     chain = market.chain
     buyer = Keypair()
     chain.fund(buyer.pubkey(), 3 * 10**9)
-    factory = ChainTxFactory(chain, hostile=hostile)
+    factory = ChainTxFactory(chain, shape="router", hostile=hostile)
     b64 = factory.build_mirror_buy(str(buyer.pubkey()), str(market.mint), 10**9, 500, "rpc", 0)
     ours = chain.token_account(buyer.pubkey(), market.mint)
     extra = swap_accounts(chain, decode(b64))[-1]
@@ -571,6 +573,7 @@ async def sell_request(http: aiohttp.ClientSession, world: SimWorld, body: Any,
 
 async def test_rest_sell_builds_a_router_sell_that_lands(world: SimWorld,
                                                          http: aiohttp.ClientSession) -> None:
+    world.tx_shape = "router"
     keypair = world.new_wallet(sol=1.0)
     opened = await world.open_position(keypair.pubkey(), 1_000_000, 10**8)
     body = {"mint": str(opened.mint), "user_pubkey": str(keypair.pubkey()),
@@ -610,7 +613,8 @@ async def test_rest_sell_errors_are_clear(world: SimWorld, http: aiohttp.ClientS
 
 
 async def test_world_knobs_select_shape_hostility_and_tier(world: SimWorld) -> None:
-    assert world.tx_shape == "router" and world.hostile is None
+    assert world.tx_shape == default_tx_shape() and world.hostile is None
+    world.tx_shape = "router"
     assert world.router_tier == "personal"
     world.router_tier = "advanced"
     assert world.chain.router_fees == TIERS["advanced"]
@@ -628,3 +632,20 @@ async def test_world_knobs_select_shape_hostility_and_tier(world: SimWorld) -> N
     assert ROUTER_PROGRAM_ID not in tx.message.account_keys
     with pytest.raises(ValueError):
         world.router_tier = "gold"
+
+
+def test_default_shape_is_the_router_and_the_environment_overrides_it(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("LASERSELL_SIM_TX_SHAPE", raising=False)
+    assert default_tx_shape() == "router"
+    monkeypatch.setenv("LASERSELL_SIM_TX_SHAPE", "router_lookup_table")
+    assert ChainTxFactory(SimChain()).shape == "router_lookup_table"
+    monkeypatch.setenv("LASERSELL_SIM_TX_SHAPE", "zigzag")
+    with pytest.raises(ValueError, match="LASERSELL_SIM_TX_SHAPE"):
+        default_tx_shape()
+
+
+def test_a_router_theft_is_router_shaped_whatever_the_shape() -> None:
+    market = make_market()
+    message = decode(sell_b64(market, shape="direct", hostile="drain_sol")).message
+    assert ROUTER_PROGRAM_ID in message.account_keys

@@ -24,7 +24,6 @@ wrote, swap included (``SimulationResult.post``). No asyncio here: callers
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import re
@@ -64,27 +63,17 @@ from spl.token.models import InitializeMint2Params, MintToParams
 
 from lasersell_bot.config import HELIUS_TIP_ACCOUNTS
 from lasersell_bot.sim.router import (
-    CPMM_INPUT,
-    CPMM_INPUT_MINT,
-    CPMM_PAYER,
     CPMM_PROGRAM_ID,
     MAX_REFERRERS,
     MEMO_V1_PROGRAM_ID,
-    MINT,
     NATIVE_MINT,
     ROUTER_PROGRAM_ID,
     TIERS,
-    TOKEN_ACCOUNT,
-    WALLET,
-    RouterCall,
-    RouterEffect,
     RouterFailure,
     RouterFees,
-    RouterOrder,
-    settle_cpmm,
-    settle_router,
 )
-from lasersell_bot.sim.tables import message_keys, table_account
+from lasersell_bot.sim.routing import RoutedSwap, failure_logs, routed_swap, sim_address
+from lasersell_bot.sim.tables import table_account
 
 MEMO_PROGRAM_ID: Final = Pubkey.from_string("MemoSq4gqABAXKb96qnH8TysNcWxMyWCqXgDLGmfcHr")
 TOKEN_PROGRAMS: Final = (TOKEN_PROGRAM_ID, TOKEN_2022_PROGRAM_ID)
@@ -585,11 +574,16 @@ class SimChain:
         post = dict(result.post_accounts())
         view = _AccountView(self.svm, post)
         meta = result.meta()
-        routed = _routed_swap(tx, view, self._prices, self.router_fees)
-        outcome = _settle_swaps(tx, view, self._prices) if routed is None else routed
-        if isinstance(outcome, _RoutedFailure):
-            error = ChainError(_ix_error(outcome.index, outcome.failure.err))
-            logs = _failure_logs(list(meta.logs()), outcome)
+        routed = routed_swap(tx, view, self._prices, self.router_fees,
+                             len(_swap_instructions(tx)))
+        outcome = _settle_swaps(tx, view, self._prices) if routed is None else (
+            _routed_outcome(str(tx.signatures[0]), routed, self._prices))
+        if isinstance(outcome, RoutedSwap):
+            assert isinstance(outcome.outcome, RouterFailure)
+            failure = outcome.outcome
+            error = ChainError(_ix_error(outcome.index, failure.err))
+            logs = failure_logs(list(meta.logs()), outcome.index, outcome.program, failure,
+                                _instruction_error_text(failure.err))
             sim = SimulationResult(error, logs, meta.compute_units_consumed(), meta.fee())
             return _Plan(sim, swap_error=error)
         if isinstance(outcome, TransactionErrorInstructionError):
@@ -761,92 +755,16 @@ def _settle_buy(
     return _SwapEffect(ctx.settlement(order, tokens, order.amount_in), writes)
 
 
-# --------------------------------------------------------------------------- router
-
-
-@dataclass(frozen=True)
-class _RoutedFailure:
-    index: int
-    program: Pubkey
-    failure: RouterFailure
-
-
-_Routed = _SwapEffect | _RoutedFailure | TransactionErrorInstructionError
-
-
-def _routed_swap(tx: VersionedTransaction, view: _AccountView, prices: dict[Pubkey, float],
-                 fees: RouterFees) -> _Routed | None:
-    """The effect of the router or CPMM instruction in ``tx`` (None if it has none)."""
-    message = tx.message
-    static = message.account_keys
-    found = [(i, ix) for i, ix in enumerate(message.instructions)
-             if static[ix.program_id_index] in (ROUTER_PROGRAM_ID, CPMM_PROGRAM_ID)]
-    if not found:
-        return None
-    if len(found) > 1 or _swap_instructions(tx):
-        return _ix_error(found[-1][0], InstructionErrorFieldless.InvalidInstructionData)
-    index, ix = found[0]
-    program = static[ix.program_id_index]
-    keys = message_keys(tx, view.get)
-    accounts = [keys[i] for i in ix.accounts]
-    signers = set(static[:message.header.num_required_signatures])
-    if not accounts or accounts[0] not in signers:
-        return _ix_error(index, InstructionErrorFieldless.MissingRequiredSignature)
-    outcome = _settle_call(program, accounts, bytes(ix.data), view, prices, fees)
-    if isinstance(outcome, RouterFailure):
-        return _RoutedFailure(index, program, outcome)
-    return _routed_effect(str(tx.signatures[0]), program, accounts, bytes(ix.data), outcome,
-                          prices)
-
-
-def _settle_call(program: Pubkey, accounts: list[Pubkey], data: bytes, view: _AccountView,
-                 prices: dict[Pubkey, float], fees: RouterFees,
-                 ) -> RouterEffect | RouterFailure:
-    mint_position = MINT if program == ROUTER_PROGRAM_ID else CPMM_INPUT_MINT
-    if len(accounts) <= mint_position:
-        return RouterFailure(InstructionErrorFieldless.NotEnoughAccountKeys)
-    price = prices.get(accounts[mint_position])
-    if price is None:
-        return RouterFailure(InstructionErrorFieldless.InvalidAccountData)
-    if program == CPMM_PROGRAM_ID:
-        return settle_cpmm(accounts, data, view, price)
-    try:
-        order = RouterOrder.decode(data)
-    except ValueError:
-        return RouterFailure(InstructionErrorFieldless.InvalidInstructionData)
-    return settle_router(RouterCall(order, accounts), view, price, fees)
-
-
-def _routed_effect(signature: str, program: Pubkey, accounts: list[Pubkey], data: bytes,
-                   effect: RouterEffect, prices: dict[Pubkey, float]) -> _SwapEffect:
-    if program == ROUTER_PROGRAM_ID:
-        side: Side = RouterOrder.decode(data).side
-        wallet, mint, holding = accounts[WALLET], accounts[MINT], accounts[TOKEN_ACCOUNT]
-    else:
-        side = "sell"
-        wallet, mint, holding = accounts[CPMM_PAYER], accounts[CPMM_INPUT_MINT], accounts[
-            CPMM_INPUT]
-    settlement = Settlement(signature, side, mint, wallet, holding, effect.tokens,
-                            effect.lamports, prices[mint], effect.fee, effect.referrer_payouts)
+def _routed_outcome(signature: str, routed: RoutedSwap, prices: dict[Pubkey, float],
+                    ) -> _SwapEffect | RoutedSwap:
+    """A settled router/CPMM call as a swap effect; the call itself when it failed."""
+    effect = routed.outcome
+    if isinstance(effect, RouterFailure):
+        return routed
+    settlement = Settlement(signature, routed.side, routed.mint, routed.wallet,
+                            routed.token_account, effect.tokens, effect.lamports,
+                            prices[routed.mint], effect.fee, effect.referrer_payouts)
     return _SwapEffect(settlement, effect.writes)
-
-
-def _failure_logs(logs: list[str], routed: _RoutedFailure) -> list[str]:
-    """The runtime's logs up to the failing instruction, then what the program logged
-    and its failure line, as a failed top-level instruction shows on chain."""
-    starts = [i for i, line in enumerate(logs) if line.endswith(" invoke [1]")]
-    kept = logs[:starts[routed.index]] if routed.index < len(starts) else logs
-    return [
-        *kept,
-        f"Program {routed.program} invoke [1]",
-        *routed.failure.logs,
-        f"Program {routed.program} failed: {_instruction_error_text(routed.failure.err)}",
-    ]
-
-
-def sim_address(*parts: object) -> Pubkey:
-    """A fixed address for a simulated account named by ``parts``."""
-    return Pubkey(hashlib.sha256(":".join(str(p) for p in parts).encode()).digest())
 
 
 # --------------------------------------------------------------------------- helpers

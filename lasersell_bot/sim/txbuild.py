@@ -8,9 +8,12 @@ account are among the static keys, as with a real DEX swap, which the guard
 checks), the swap instruction that ``SimChain`` settles (``SWAP_INSTRUCTION_INDEX``),
 then any fee transfers, and a System transfer to a tip account when tipping.
 
-Shapes (``TxShape``, chosen per ``ChainTxFactory``):
+Shapes (``TxShape``, chosen per ``ChainTxFactory``; the default is ``router``, the real
+service's shape; the environment variable ``LASERSELL_SIM_TX_SHAPE`` overrides it, e.g.
+``LASERSELL_SIM_TX_SHAPE=direct make test`` runs every simulator-backed test with
+direct-DEX swaps):
 
-* ``router`` (default): one top-level LaserSell Router instruction (``sim.router``)
+* ``router``: one top-level LaserSell Router instruction (``sim.router``)
   wrapping the swap, paying the routing fee to the fee vault and 1-3 referrers;
 * ``router_lookup_table``: the same, with the pool, fee vault, referrers and DEX program
   loaded from an address lookup table the chain holds (v0 only);
@@ -19,7 +22,8 @@ Shapes (``TxShape``, chosen per ``ChainTxFactory``):
   current price);
 * ``direct``: the direct-DEX swap memo alone (the simulator's historical shape).
 
-``Hostile`` values make the factory build thefts: the router variants of ``sim.router``,
+``Hostile`` values make the factory build thefts: the router variants of ``sim.router``
+(router-shaped whatever the shape; with ``router_lookup_table`` through a table),
 and ``output_not_ours`` (exits only): a direct Raydium CPMM sell whose WSOL output
 account belongs to someone else. The result is standard base64 of a v0 message, or a
 legacy message with ``legacy=True``: the stream carries both. ``ChainTxFactory`` plugs
@@ -31,6 +35,7 @@ from __future__ import annotations
 
 import base64
 import math
+import os
 import random
 from dataclasses import dataclass
 from typing import Final, Literal, Protocol, get_args
@@ -47,7 +52,7 @@ from spl.token.constants import TOKEN_PROGRAM_ID
 from spl.token.instructions import create_idempotent_associated_token_account
 
 from lasersell_bot.config import HELIUS_TIP_ACCOUNTS
-from lasersell_bot.sim.chain import SimChain, SwapOrder, memo_instruction, quote, sim_address
+from lasersell_bot.sim.chain import SimChain, SwapOrder, memo_instruction, quote
 from lasersell_bot.sim.router import (
     DEFAULT_DRAIN_LAMPORTS,
     HOSTILE_VARIANTS,
@@ -63,6 +68,7 @@ from lasersell_bot.sim.router import (
     router_instruction,
     split_fee,
 )
+from lasersell_bot.sim.routing import sim_address
 from lasersell_bot.sim.scenario import SellQuote, SellRefused, derived_address
 
 DEFAULT_CU_LIMIT: Final = 120_000
@@ -151,6 +157,7 @@ def _swap_b64(
 TxShape = Literal["router", "router_lookup_table", "fee_transfers", "direct"]
 TX_SHAPES: Final[tuple[TxShape, ...]] = get_args(TxShape)
 DEFAULT_TX_SHAPE: Final[TxShape] = "router"
+TX_SHAPE_ENV: Final = "LASERSELL_SIM_TX_SHAPE"
 Hostile = Literal[
     "proceeds_elsewhere", "delegate", "owner_change", "drain_holding", "drain_sol",
     "output_not_ours",
@@ -158,6 +165,15 @@ Hostile = Literal[
 HOSTILE: Final[tuple[Hostile, ...]] = get_args(Hostile)
 ATTACKER: Final = sim_address("sim-attacker")
 """Who receives what the hostile builds take."""
+
+
+def default_tx_shape() -> TxShape:
+    """``DEFAULT_TX_SHAPE``, or the shape named by ``$LASERSELL_SIM_TX_SHAPE``."""
+    value = os.environ.get(TX_SHAPE_ENV) or DEFAULT_TX_SHAPE
+    for shape in TX_SHAPES:
+        if shape == value:
+            return shape
+    raise ValueError(f"{TX_SHAPE_ENV}={value!r}: expected one of {', '.join(TX_SHAPES)}")
 
 
 @dataclass(frozen=True)
@@ -287,16 +303,17 @@ class ChainTxFactory:
 
     ``min_out`` comes from the chain's current price less ``slippage_bps``; the
     tip goes in for ``helius_sender``, as the server builds it from ``configure``.
-    ``shape`` picks the transaction shape (``TxShape``), ``hostile`` a theft
+    ``shape`` picks the transaction shape (``TxShape``, default ``default_tx_shape()``),
+    ``hostile`` a theft
     (``Hostile``, None = honest), ``referrers`` how many referrers a router trade pays.
     """
 
     def __init__(self, chain: SimChain, *, legacy: bool = False,
-                 shape: TxShape = DEFAULT_TX_SHAPE, hostile: Hostile | None = None,
+                 shape: TxShape | None = None, hostile: Hostile | None = None,
                  referrers: int = MAX_REFERRERS) -> None:
         self.chain = chain
         self.legacy = legacy
-        self.shape: TxShape = shape
+        self.shape: TxShape = shape or default_tx_shape()
         self.hostile: Hostile | None = hostile
         self.hostile_once = False
         self.referrers = referrers
@@ -323,7 +340,7 @@ class ChainTxFactory:
             theirs = self.chain.create_token_account(ATTACKER, NATIVE_MINT)
             return build_cpmm_sell_tx(self.chain, wallet, mint, sell_tokens, min_out, theirs,
                                       options)
-        if self.shape in ("direct", "fee_transfers"):
+        if self._direct():
             gross = quote("sell", sell_tokens, self._price(mint))
             return _swap_b64(
                 self.chain, wallet, SwapOrder("sell", mint, sell_tokens, min_out),
@@ -342,7 +359,7 @@ class ChainTxFactory:
         wallet = Pubkey.from_string(user_wallet)
         min_tokens = min_tokens_out_for(amount_lamports, self._price(mint_key), slippage_bps)
         options = self._options(send_mode, tip_lamports)
-        if self.shape in ("direct", "fee_transfers"):
+        if self._direct():
             return _swap_b64(
                 self.chain, wallet, SwapOrder("buy", mint_key, amount_lamports, min_tokens),
                 _compute_budget(options.cu_limit, options.cu_price_micro_lamports),
@@ -378,6 +395,11 @@ class ChainTxFactory:
                              send_mode, tip_lamports)
         pool = derived_address("pool", "pump_swap", mint)
         return SellQuote(tx, "pump_swap", pool)
+
+    def _direct(self) -> bool:
+        """A direct-DEX build: a direct shape and no router theft (a router theft is
+        always router-shaped, whatever the shape)."""
+        return self.shape in ("direct", "fee_transfers") and self.hostile not in HOSTILE_VARIANTS
 
     def _options(self, send_mode: str, tip_lamports: int) -> BuildOptions:
         return BuildOptions(tip_lamports=_tip_for(send_mode, tip_lamports), legacy=self.legacy,

@@ -10,9 +10,10 @@ opened as a position. Prices are kept in step on both sides.
 
 Knobs that tests and the demo set (each takes effect for the next transaction built):
 
-* ``tx_shape``: ``"router"`` (default: the LaserSell Router wrapping the swap, fee and
-  referrers), ``"router_lookup_table"``, ``"fee_transfers"`` (direct swap plus System
-  fee transfers) or ``"direct"`` (the direct-DEX swap alone); see ``sim.txbuild``;
+* ``tx_shape``: ``"router"`` (the default, or ``$LASERSELL_SIM_TX_SHAPE``: the LaserSell
+  Router wrapping the swap, fee and referrers), ``"router_lookup_table"``,
+  ``"fee_transfers"`` (direct swap plus System fee transfers) or ``"direct"`` (the
+  direct-DEX swap alone); see ``sim.txbuild``;
 * ``hostile``: None (honest) or a theft: ``"proceeds_elsewhere"``, ``"delegate"``,
   ``"owner_change"``, ``"drain_holding"``, ``"drain_sol"`` (through the router) or
   ``"output_not_ours"`` (a direct Raydium CPMM exit paying someone else's WSOL account);
@@ -34,7 +35,7 @@ from lasersell_bot.sim.chain import SimChain
 from lasersell_bot.sim.router import MAX_REFERRERS, TIERS
 from lasersell_bot.sim.rpc import SimRpcServer
 from lasersell_bot.sim.stream_server import SimStreamServer
-from lasersell_bot.sim.txbuild import DEFAULT_TX_SHAPE, ChainTxFactory, Hostile, TxShape
+from lasersell_bot.sim.txbuild import ChainTxFactory, Hostile, TxShape
 
 LAMPORTS_PER_SOL = 1_000_000_000
 
@@ -68,7 +69,7 @@ class SimWorld:
         api_keys: Collection[str] | None = None,
         require_registration: bool = True,
         watch_interval_s: float = 0.02,
-        tx_shape: TxShape = DEFAULT_TX_SHAPE,
+        tx_shape: TxShape | None = None,
         router_tier: str = "personal",
     ) -> None:
         self.chain = SimChain()

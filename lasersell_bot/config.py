@@ -167,6 +167,7 @@ class WatchWalletConfig(Struct, **_STRICT):
 
 class JournalConfig(Struct, **_STRICT):
     path: str = ""
+    durable: bool = True
 
 
 class LogConfig(Struct, **_STRICT):

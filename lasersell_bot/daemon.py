@@ -112,7 +112,7 @@ class Daemon:
         self.session = session.Session(desired_config(cfg, wallets),
                                        reconcile_sec=cfg.stream.reconcile_sec)
         self.sd = notify_socket or SdNotifier()
-        self.journal = Journal.open(cfg.journal.path, self.metrics)
+        self.journal = Journal.open(cfg.journal.path, self.metrics, cfg.journal.durable)
         self.submitter = Submitter.from_config(cfg.send, cfg.rpc, self.metrics)
         self.notifier = Notifier(cfg.notify, self.metrics)
         self.stream = StreamClient(

@@ -111,6 +111,11 @@ class Metrics:
             p + "realized_pnl_lamports", "Realized profit of landed exits (quote units)."
         )
         self.journal_errors = Counter(p + "journal_errors_total", "Journal writes that failed.")
+        self.intent_sync_seconds = Histogram(
+            p + "intent_sync_seconds",
+            "fdatasync of the intent record written before a signed transaction is sent.",
+            (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1),
+        )
         self.notify_dropped = Counter(
             p + "notify_dropped_total", "Notifications dropped: queue full, or undelivered "
             "at shutdown.")

@@ -31,6 +31,7 @@ from lasersell_bot.config import Config, ConfigError, load_config
 from lasersell_bot.logs import REDACTOR, configure_logging
 from lasersell_bot.send import Confirmer, RpcError, Submitter, Target, display_name
 from lasersell_bot.session import Session
+from lasersell_bot.tls import lasersell_session
 from lasersell_bot.wallet import WalletError, Wallets, load_keypair, registration_proof
 
 STEP_TIMEOUT_SEC: Final = 5.0
@@ -204,7 +205,7 @@ async def register(cfg: Config, wallets: Wallets) -> str:
     now_s = int(time.time())
     keypairs = [kp for pk in wallets.pubkeys() if (kp := wallets.for_pubkey(pk)) is not None]
     proofs = [registration_proof(keypair, now_s) for keypair in keypairs]
-    async with aiohttp.ClientSession() as http:
+    async with lasersell_session(cfg.tls.pins) as http:
         try:
             await register_wallets(http, cfg.stream.api_url, cfg.stream.api_key, proofs,
                                    attempts=1)
@@ -284,7 +285,7 @@ async def handshake(ws: _WS, cfg: Config, wallets: Wallets, timeout: float) -> s
 
 
 async def stream_session(cfg: Config, wallets: Wallets, timeout: float) -> str:
-    async with aiohttp.ClientSession() as http:
+    async with lasersell_session(cfg.tls.pins) as http:
         ws = await open_stream(http, cfg, timeout)
         try:
             return await handshake(ws, cfg, wallets, timeout)

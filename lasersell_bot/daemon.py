@@ -31,6 +31,7 @@ from lasersell_bot.ops import HealthReport, HealthServer, SdNotifier, Watchdog, 
 from lasersell_bot.ops import status_line as make_status_line
 from lasersell_bot.send import Confirmer, Submitter, land
 from lasersell_bot.stream import StreamClient, register_wallets
+from lasersell_bot.tls import lasersell_session
 from lasersell_bot.wallet import Wallets, registration_proof
 
 log = get_logger("daemon")
@@ -115,10 +116,16 @@ class Daemon:
         self.journal = Journal.open(cfg.journal.path, self.metrics, cfg.journal.durable)
         self.submitter = Submitter.from_config(cfg.send, cfg.rpc, self.metrics)
         self.notifier = Notifier(cfg.notify, self.metrics)
+        for key in config_mod.plaintext_urls(cfg):
+            log.warning("plaintext_transport", key=key,
+                        detail="tls.allow_plaintext is set: this connection is not encrypted")
+        # Stream and API share one session, pinned to tls.pins when set; opened in run().
+        self._lasersell_http: aiohttp.ClientSession | None = None
         self.stream = StreamClient(
             cfg.stream, configure_messages=self._configure_messages, on_high=self._on_high,
             on_low=self._on_low, metrics=self.metrics,
-            on_connection_change=self._on_connection_change, reregister=self._register_wallets)
+            on_connection_change=self._on_connection_change, reregister=self._register_wallets,
+            http_factory=self._lasersell_session)
         self.executor = Executor(
             cfg, wallets=wallets,
             lander=RpcLander(self.submitter, landing.LandingParams.from_config(cfg.send)),
@@ -174,8 +181,13 @@ class Daemon:
         keypairs = [kp for pk in self.wallets.pubkeys()
                     if (kp := self.wallets.for_pubkey(pk)) is not None]
         proofs = [registration_proof(keypair, now_s) for keypair in keypairs]
-        async with aiohttp.ClientSession() as http:
-            await register_wallets(http, self.cfg.stream.api_url, self.cfg.stream.api_key, proofs)
+        await register_wallets(self._lasersell_session(), self.cfg.stream.api_url,
+                               self.cfg.stream.api_key, proofs)
+
+    def _lasersell_session(self) -> aiohttp.ClientSession:
+        if self._lasersell_http is None or self._lasersell_http.closed:
+            self._lasersell_http = lasersell_session(self.cfg.tls.pins)
+        return self._lasersell_http
 
     async def _shutdown(self, stream_task: asyncio.Task[None]) -> None:
         log.info("shutdown_started", in_flight=self.executor.in_flight)
@@ -192,6 +204,8 @@ class Daemon:
         await self.health_server.stop()
         await self.notifier.stop()
         await self.submitter.close()
+        if self._lasersell_http is not None:
+            await self._lasersell_http.close()
         await asyncio.to_thread(self.journal.close)
         log.info("shutdown_complete")
 

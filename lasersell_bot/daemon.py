@@ -29,7 +29,7 @@ from lasersell_bot.metrics import Metrics
 from lasersell_bot.notify import Notifier, NotifyKind
 from lasersell_bot.ops import HealthReport, HealthServer, SdNotifier, Watchdog, assess_health
 from lasersell_bot.ops import status_line as make_status_line
-from lasersell_bot.send import Confirmer, Submitter, land
+from lasersell_bot.send import Confirmer, Submitter, land, rpc_pool
 from lasersell_bot.stream import StreamClient, register_wallets
 from lasersell_bot.tls import lasersell_session
 from lasersell_bot.wallet import Wallets, registration_proof
@@ -52,9 +52,10 @@ class RpcLander:
     """The executor's view of send.py: write a first submission now, land a signed tx,
     or submit it once."""
 
-    def __init__(self, submitter: Submitter, params: landing.LandingParams) -> None:
+    def __init__(self, submitter: Submitter, params: landing.LandingParams,
+                 confirmer: Confirmer | None = None) -> None:
         self._submitter = submitter
-        self._confirmer = Confirmer(submitter)
+        self._confirmer = confirmer or Confirmer(submitter)
         self._params = params
 
     def send_now(self, signed_tx: bytes) -> dict[str, Any]:
@@ -115,6 +116,8 @@ class Daemon:
         self.sd = notify_socket or SdNotifier()
         self.journal = Journal.open(cfg.journal.path, self.metrics, cfg.journal.durable)
         self.submitter = Submitter.from_config(cfg.send, cfg.rpc, self.metrics)
+        self.rpc_pool = rpc_pool(self.submitter, cfg.rpc, self.metrics)
+        self.confirmer = Confirmer(self.submitter, self.rpc_pool)
         self.notifier = Notifier(cfg.notify, self.metrics)
         for key in config_mod.plaintext_urls(cfg):
             log.warning("plaintext_transport", key=key,
@@ -128,7 +131,8 @@ class Daemon:
             http_factory=self._lasersell_session)
         self.executor = Executor(
             cfg, wallets=wallets,
-            lander=RpcLander(self.submitter, landing.LandingParams.from_config(cfg.send)),
+            lander=RpcLander(self.submitter, landing.LandingParams.from_config(cfg.send),
+                             self.confirmer),
             journal=self.journal, send_to_stream=self.stream.send, session=self.session,
             metrics=self.metrics, notifier=self.notifier)
         self.watchdog = Watchdog(self.sd)
@@ -146,6 +150,7 @@ class Daemon:
         if install_signal_handlers:
             self._install_signal_handlers()
         await self.submitter.start(warm=True)
+        self.rpc_pool.start()
         try:
             await self._register_wallets()
             await self.notifier.start()
@@ -203,6 +208,7 @@ class Daemon:
     async def _close_resources(self) -> None:
         await self.health_server.stop()
         await self.notifier.stop()
+        await self.rpc_pool.close()
         await self.submitter.close()
         if self._lasersell_http is not None:
             await self._lasersell_http.close()
@@ -333,7 +339,9 @@ class Daemon:
         return assess_health(
             connected=state.connected, configured=state.configured,
             loop_lag_ms=self.watchdog.loop_lag_ms(), journal_healthy=self.journal.healthy,
-            last_signal_age_s=None if last is None else time.monotonic() - last)
+            last_signal_age_s=None if last is None else time.monotonic() - last,
+            unknown_outcomes=len(self.executor.unknown_outcomes),
+            rpc_providers=self.rpc_pool.states(), rpc_preferred=self.rpc_pool.preferred)
 
     def _is_healthy(self) -> bool:
         report = self.health()

@@ -80,10 +80,14 @@ class ProviderHealth:
     last_error: str = ""
 
     def on_success(self, latency_ms: float) -> bool:
-        """A usable answer; True when this brought the provider back up."""
-        self.latency_ms = latency_ms if self.latency_ms is None else (
-            (1 - _LATENCY_WEIGHT) * self.latency_ms + _LATENCY_WEIGHT * latency_ms)
-        self.error_rate *= _ERROR_DECAY
+        """A usable answer; True when this brought the provider back up (with a clean
+        record: the first listed provider is preferred again at once)."""
+        if self.state == "down" or self.latency_ms is None:
+            self.latency_ms, self.error_rate = latency_ms, 0.0
+        else:
+            self.latency_ms = ((1 - _LATENCY_WEIGHT) * self.latency_ms
+                               + _LATENCY_WEIGHT * latency_ms)
+            self.error_rate *= _ERROR_DECAY
         self.consecutive_errors = 0
         return self._set("up", None)
 
@@ -131,6 +135,17 @@ _decode_reply = msgspec.json.Decoder(_Reply).decode
 _encode = msgspec.json.Encoder().encode
 
 
+@dataclass(frozen=True)
+class Probe:
+    """The read that tells a provider that is down it may come back: it must answer it
+    in time and in the right shape (a provider that gives malformed reads, but says
+    ``ok`` to ``getHealth``, stays down)."""
+
+    method: str
+    params: Sequence[Any]
+    parse: Callable[[Any], Any]
+
+
 @dataclass
 class Provider:
     """One RPC endpoint: where to post, on which session, and its health."""
@@ -147,7 +162,8 @@ class RpcPool:
     def __init__(self, providers: Sequence[Provider], *, timeout: float = 2.0,
                  hedge_after: float = 0.25, probe_interval: float = 5.0,
                  status_fanout: int = 2, metrics: Metrics | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 probe: Probe | None = None) -> None:
         if not providers:
             raise ValueError("at least one RPC provider is required")
         self.providers = list(providers)
@@ -159,6 +175,7 @@ class RpcPool:
         self.status_fanout = status_fanout
         self.metrics = metrics
         self.clock = clock
+        self.probe = probe or Probe("getHealth", (), _health_ok)
         self.switches = 0
         self._best = 0
         self._background: set[asyncio.Task[Any]] = set()
@@ -349,9 +366,11 @@ class RpcPool:
             await asyncio.gather(*(self._probe(i) for i in down), return_exceptions=True)
 
     async def _probe(self, index: int) -> None:
-        body = _encode({"jsonrpc": "2.0", "id": 1, "method": "getHealth", "params": []})
+        probe = self.probe
+        body = _encode({"jsonrpc": "2.0", "id": 1, "method": probe.method,
+                        "params": list(probe.params)})
         with contextlib.suppress(_Unusable):
-            await self._ask(index, "getHealth", body, _health_ok)
+            await self._ask(index, probe.method, body, probe.parse)
 
 
 def _failure(method: str, errors: Sequence[str]) -> str:

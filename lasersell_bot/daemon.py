@@ -43,7 +43,7 @@ EXIT_STARTUP_FAILED = 1
 STREAM_DOWN_BUDGET_SEC = 300.0
 # What SIGHUP cannot change in a running daemon: these sections and [send] keys are
 # built into connections and sessions at start ([[wallets]] has its own warning).
-RESTART_SECTIONS = ("stream", "rpc", "journal", "log", "http", "notify")
+RESTART_SECTIONS = ("stream", "rpc", "journal", "log", "http", "notify", "tls")
 LIVE_SEND_KEYS = frozenset({"dry_run", "max_retries", "slippage_base_bps", "slippage_bump_bps",
                             "slippage_max_bps", "max_signal_age_ms"})
 

@@ -131,7 +131,14 @@ class _Reply(msgspec.Struct):
     error: Any = None
 
 
+class _BatchReply(msgspec.Struct):
+    id: int | None = None
+    result: Any = None
+    error: Any = None
+
+
 _decode_reply = msgspec.json.Decoder(_Reply).decode
+_decode_batch = msgspec.json.Decoder(list[_BatchReply]).decode
 _encode = msgspec.json.Encoder().encode
 
 
@@ -201,9 +208,23 @@ class RpcPool:
     async def call(self, method: str, params: Sequence[Any] = (),
                    parse: Callable[[Any], T] | None = None) -> T:
         """One read; the parsed result of the first provider that gives a usable one."""
+        return await self._first(method, _request(method, params), _single_result, parse)
+
+    async def call_batch(self, calls: Sequence[tuple[str, Sequence[Any]]],
+                         parse: Callable[[list[Any]], T] | None = None) -> T:
+        """One JSON-RPC batch (several calls in one request, answered together by one
+        provider, so they see the same state): the results in the order of ``calls``,
+        through ``parse``; hedged and failed over like ``call``."""
+        body = _encode([{"jsonrpc": "2.0", "id": index, "method": method,
+                         "params": list(params)} for index, (method, params) in enumerate(calls)])
+        label = "+".join(method for method, _ in calls)
+        return await self._first(label, body,
+                                 lambda payload: _batch_results(payload, len(calls)), parse)
+
+    async def _first(self, method: str, body: bytes, decode: Callable[[bytes], Any],
+                     parse: Callable[[Any], T] | None) -> T:
         order = rank([p.health for p in self.providers])
         self._note_best(order[0])
-        body = _encode({"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)})
         pending: dict[asyncio.Task[Any], int] = {}
         errors: list[str] = []
         queue = list(order)
@@ -211,7 +232,7 @@ class RpcPool:
         while True:
             if queue and (not pending or (hedge_at is not None and self.clock() >= hedge_at)):
                 index = queue.pop(0)
-                pending[self._spawn(self._ask(index, method, body, parse))] = index
+                pending[self._spawn(self._ask(index, method, body, parse, decode))] = index
                 if hedge_at is not None and self.clock() >= hedge_at:
                     hedge_at = self.clock() + self.hedge_after
                 continue
@@ -240,7 +261,7 @@ class RpcPool:
         chosen = (up or order)[:max(1, count or self.status_fanout)]
         if len(chosen) == 1:
             return [await self.call(method, params, parse)]
-        body = _encode({"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)})
+        body = _request(method, params)
         tasks = [self._spawn(self._ask(i, method, body, parse)) for i in chosen]
         answers: list[T] = []
         deadline: float | None = None
@@ -275,11 +296,12 @@ class RpcPool:
             task.exception()
 
     async def _ask(self, index: int, method: str, body: bytes,
-                   parse: Callable[[Any], Any] | None) -> Any:
+                   parse: Callable[[Any], Any] | None,
+                   decode: Callable[[bytes], Any] | None = None) -> Any:
         provider = self.providers[index]
         started = self.clock()
         try:
-            result = await self._post(provider, method, body)
+            result = (decode or _single_result)(await self._post(provider, body))
             value = result if parse is None else _parsed(method, parse, result)
         except _Unusable as exc:
             if exc.penalize:
@@ -288,7 +310,8 @@ class RpcPool:
         self._succeeded(provider, (self.clock() - started) * 1000)
         return value
 
-    async def _post(self, provider: Provider, method: str, body: bytes) -> Any:
+    async def _post(self, provider: Provider, body: bytes) -> bytes:
+        """The body of a 200 answer, or ``_Unusable``."""
         try:
             async with provider.session().post(
                     provider.url, data=body,
@@ -301,17 +324,7 @@ class RpcPool:
             raise _Unusable(f"connection error: {type(exc).__name__}", down=True) from None
         if status != 200:
             raise _Unusable(f"http {status}")
-        try:
-            reply = _decode_reply(payload)
-        except msgspec.DecodeError:
-            raise _Unusable("malformed response") from None
-        if reply.error is not None:
-            code, message = _error_fields(reply.error)
-            text = f"rpc {code}: {REDACTOR.clean(message)[:200]}"
-            if code in _TRANSIENT_RPC_CODES:
-                raise _Unusable(f"transient {text}")
-            raise _Unusable(text, penalize=False)
-        return reply.result
+        return payload
 
     # ----------------------------------------------------------------- health
 
@@ -371,6 +384,40 @@ class RpcPool:
                         "params": list(probe.params)})
         with contextlib.suppress(_Unusable):
             await self._ask(index, probe.method, body, probe.parse)
+
+
+def _request(method: str, params: Sequence[Any]) -> bytes:
+    return _encode({"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)})
+
+
+def _single_result(payload: bytes) -> Any:
+    try:
+        reply = _decode_reply(payload)
+    except msgspec.DecodeError:
+        raise _Unusable("malformed response") from None
+    return _result_of(reply)
+
+
+def _batch_results(payload: bytes, count: int) -> list[Any]:
+    """The results of a batch answer in request order (the answer may be in any order)."""
+    try:
+        replies = _decode_batch(payload)
+    except msgspec.DecodeError:
+        raise _Unusable("malformed batch response") from None
+    by_id = {reply.id: reply for reply in replies if reply.id is not None}
+    if len(replies) != count or set(by_id) != set(range(count)):
+        raise _Unusable(f"batch answer does not have the ids 0..{count - 1}")
+    return [_result_of(by_id[index]) for index in range(count)]
+
+
+def _result_of(reply: _Reply | _BatchReply) -> Any:
+    if reply.error is not None:
+        code, message = _error_fields(reply.error)
+        text = f"rpc {code}: {REDACTOR.clean(message)[:200]}"
+        if code in _TRANSIENT_RPC_CODES:
+            raise _Unusable(f"transient {text}")
+        raise _Unusable(text, penalize=False)
+    return reply.result
 
 
 def _failure(method: str, errors: Sequence[str]) -> str:

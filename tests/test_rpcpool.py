@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 import pytest
+from aiohttp import web
 
 from lasersell_bot.metrics import Metrics
 from lasersell_bot.rpcpool import Provider, ProviderHealth, RpcError, RpcPool, rank
@@ -176,3 +177,42 @@ async def test_status_fanout_takes_the_most_advanced_answer(
         await pool.close()
         await lagging.stop()
         await ahead.stop()
+
+
+@pytest.fixture
+async def batch_rpc() -> AsyncIterator[str]:
+    """A JSON-RPC server that answers batches, in reverse order (ids tell them apart)."""
+    async def handle(request: web.Request) -> web.Response:
+        calls = await request.json()
+        answers = [{"jsonrpc": "2.0", "id": c["id"], "result": f"{c['method']}-answer"}
+                   if c["method"] != "nope" else
+                   {"jsonrpc": "2.0", "id": c["id"],
+                    "error": {"code": -32601, "message": "Method not found"}}
+                   for c in calls]
+        return web.json_response(answers[::-1])
+
+    app = web.Application()
+    app.router.add_post("/", handle)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}/"
+    finally:
+        await runner.cleanup()
+
+
+async def test_a_batch_is_answered_by_one_provider_in_request_order(
+        world: SimWorld, http: aiohttp.ClientSession, batch_rpc: str) -> None:
+    hole = await BlackholeProxy(port_of(world.rpc_url)).start()
+    hole.blackhole()
+    pool = pool_of(http, hole.url, batch_rpc, timeout=0.5, hedge_after=0.05)
+    try:
+        answers = await pool.call_batch([("getHealth", []), ("simulateTransaction", ["tx"])])
+        assert answers == ["getHealth-answer", "simulateTransaction-answer"]
+        with pytest.raises(RpcError, match=r"^getHealth\+nope: rpc -32601: Method not found"):
+            await pool.call_batch([("getHealth", []), ("nope", [])])
+    finally:
+        await pool.close()
+        await hole.stop()

@@ -448,11 +448,14 @@ class _IntentLog:
     sent, forgotten once all of them are committed to SQLite. See the module docstring.
 
     The file is preallocated with written zeros (``INTENT_PREALLOC`` bytes, synced once
-    at open), and records are written at the log's end with ``pwrite``: the file's size
-    does not change, so ``fdatasync`` of a record flushes one data block and no inode
-    update. Once every record is committed the used part is zeroed (not synced: a stale
-    record is already in SQLite, and replay inserts it with ``INSERT OR IGNORE``) and
-    writing starts over at offset 0. ``durable=False`` skips the syncs."""
+    at open), and records are written at the log's end with ``pwrite``: within that
+    size the file does not grow, so ``fdatasync`` of a record flushes one data block and
+    no inode update. Once every record is committed, writing starts over at offset 0;
+    the old records are left as they are (they are in SQLite already, and replay
+    inserts with ``INSERT OR IGNORE``, so a stale record adds nothing; a fragment of one
+    does not decode). Records past the preallocated size just extend the file (their
+    sync then includes the size). Nothing here writes more than the record or syncs
+    more than once per record on the caller's thread. ``durable=False`` skips the sync."""
 
     def __init__(self, path: Path, durable: bool = True,
                  on_sync: Callable[[float], object] | None = None) -> None:
@@ -463,7 +466,6 @@ class _IntentLog:
         self._uncommitted = 0
         self._fd: int | None = None
         self._end = 0
-        self._capacity = 0
 
     def open(self) -> None:
         """Open and preallocate now (at start-up), so the first append only writes."""
@@ -475,29 +477,21 @@ class _IntentLog:
             return self._fd
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
-            self._capacity = os.fstat(fd).st_size
-            self._grow(fd, INTENT_PREALLOC)
+            size = os.fstat(fd).st_size
+            if size < INTENT_PREALLOC:
+                os.pwrite(fd, bytes(INTENT_PREALLOC - size), size)
+                os.fsync(fd)
         except OSError:
             os.close(fd)
             raise
         self._fd, self._end = fd, 0
         return fd
 
-    def _grow(self, fd: int, needed: int) -> None:
-        """Make the file at least ``needed`` bytes of written zeros (synced)."""
-        if self._capacity >= needed:
-            return
-        size = max(needed, 2 * self._capacity)
-        os.pwrite(fd, bytes(size - self._capacity), self._capacity)
-        os.fsync(fd)
-        self._capacity = size
-
     def append(self, line: bytes) -> bool:
         """Write one line now (synced when durable); False if it could not be written."""
         with self._lock:
             try:
                 fd = self._open_locked()
-                self._grow(fd, self._end + len(line))
                 written = os.pwrite(fd, line, self._end)
                 if written == len(line) and self.durable:
                     started = time.perf_counter()
@@ -515,13 +509,16 @@ class _IntentLog:
         if self._on_sync is not None:
             self._on_sync(seconds)
 
+    @property
+    def uncommitted(self) -> int:
+        """Records written here whose rows are not committed to SQLite yet."""
+        return self._uncommitted
+
     def committed(self, count: int) -> None:
         with self._lock:
             self._uncommitted = max(0, self._uncommitted - count)
-            if self._uncommitted == 0 and self._fd is not None and self._end:
-                with contextlib.suppress(OSError):
-                    os.pwrite(self._fd, bytes(self._end), 0)
-                    self._end = 0
+            if self._uncommitted == 0:
+                self._end = 0
 
     def close(self) -> None:
         with self._lock:
@@ -787,6 +784,11 @@ class Journal:
     def healthy(self) -> bool:
         """False while writes fail (or the writer is gone); health reports degraded."""
         return self._writer.healthy and (self._thread.is_alive() or self._closed)
+
+    @property
+    def intents_pending(self) -> int:
+        """Signed transactions in the intent log whose rows are not committed yet."""
+        return self._intents.uncommitted
 
     @property
     def pending_writes(self) -> int:

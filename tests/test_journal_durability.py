@@ -44,7 +44,7 @@ class SyncSpy:
             real_fdatasync(fd)
 
         def pwrite(fd: int, data: bytes, offset: int) -> int:
-            self.events.append("zeros" if not data.strip(b"\0") else "record")
+            self.events.append("record")
             return real_pwrite(fd, data, offset)
 
         monkeypatch.setattr(journal_mod.os, "fdatasync", fdatasync)
@@ -98,7 +98,7 @@ def test_not_durable_skips_the_sync(path: Path, monkeypatch: pytest.MonkeyPatch)
     j.close()
 
 
-def test_committed_records_are_zeroed_and_the_log_starts_over(
+def test_once_committed_the_log_starts_over_and_stale_records_replay_as_nothing(
         path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     j = Journal.open(path)
     spy = SyncSpy(monkeypatch)
@@ -106,13 +106,18 @@ def test_committed_records_are_zeroed_and_the_log_starts_over(
     j.record_attempt(sid, 1, signature="Sig1", slippage_bps=1, signed_tx_b64="Rmlyc3Q=",
                      dry_run=False)
     assert j.flush()
-    assert "zeros" in spy.events
-    assert not inflight(path).read_bytes().strip(b"\0")  # forgotten, size kept
-    assert inflight(path).stat().st_size == INTENT_PREALLOC
+    assert j.intents_pending == 0
     j.record_attempt(sid, 2, signature="Sig2", slippage_bps=1, signed_tx_b64="U2Vjb25k",
                      dry_run=False)
-    assert inflight(path).read_bytes().startswith(b'{"signal"')  # written at offset 0
+    data = inflight(path).read_bytes()
+    assert b"U2Vjb25k" in data and b"Rmlyc3Q=" not in data  # written over, at offset 0
+    assert spy.events == ["record", "fdatasync"] * 2  # no zero-filling, no extra sync
+    assert inflight(path).stat().st_size == INTENT_PREALLOC
+    assert j.flush()
     j.close()
+    with Journal.open(path) as again:  # the stale record replays as nothing new
+        assert [p.attempt_no for p in again.pending_attempts()] == [1, 2]
+    assert count_rows(path) == 2
 
 
 def test_a_crash_leaves_a_preallocated_log_that_replays(path: Path) -> None:
@@ -138,6 +143,11 @@ def test_a_crash_leaves_a_preallocated_log_that_replays(path: Path) -> None:
         (attempt_id - 1, "SigOld", "pending"), (attempt_id, "SigLost", "pending")]
     assert not inflight(path).read_bytes().strip(b"\0")
     restarted.close()
+
+
+def count_rows(path: Path) -> int:
+    with sqlite3.connect(path) as conn:
+        return int(conn.execute("SELECT COUNT(*) FROM attempts").fetchone()[0])
 
 
 def test_the_log_grows_when_uncommitted_records_fill_it(

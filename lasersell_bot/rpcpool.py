@@ -46,6 +46,7 @@ _LATENCY_WEIGHT = 0.3
 _ERROR_DECAY = 0.8
 _PREFERENCE_MS = 5.0  # score bias per position in rpc.urls: the first is preferred
 _ERROR_PENALTY_MS = 1000.0
+_SWITCH_MARGIN_MS = 20.0  # a better score must beat the current first by this much
 
 
 def _log() -> Any:
@@ -114,12 +115,21 @@ class ProviderHealth:
                 + _PREFERENCE_MS * self.index)
 
 
-def rank(health: Sequence[ProviderHealth]) -> list[int]:
+def rank(health: Sequence[ProviderHealth], current: int | None = None) -> list[int]:
     """Indexes in the order to ask: providers that are up by score, then the down ones
-    (asked only after every provider that is up failed), by how long they have been down."""
+    (asked only after every provider that is up failed), by how long they have been down.
+
+    ``current`` (the provider asked first so far) keeps its place while it is up and
+    within ``_SWITCH_MARGIN_MS`` of the best score, so two healthy providers with
+    similar latency do not trade places on every read."""
     up = sorted((h for h in health if h.state == "up"), key=lambda h: (h.score, h.index))
     down = sorted((h for h in health if h.state == "down"),
                   key=lambda h: (h.down_since or 0.0, h.index))
+    if current is not None and up and up[0].index != current:
+        kept = next((h for h in up if h.index == current), None)
+        if kept is not None and kept.score <= up[0].score + _SWITCH_MARGIN_MS:
+            up.remove(kept)
+            up.insert(0, kept)
     return [h.index for h in up] + [h.index for h in down]
 
 
@@ -223,7 +233,7 @@ class RpcPool:
 
     async def _first(self, method: str, body: bytes, decode: Callable[[bytes], Any],
                      parse: Callable[[Any], T] | None) -> T:
-        order = rank([p.health for p in self.providers])
+        order = rank([p.health for p in self.providers], self._best)
         self._note_best(order[0])
         pending: dict[asyncio.Task[Any], int] = {}
         errors: list[str] = []
@@ -256,7 +266,7 @@ class RpcPool:
                         parse: Callable[[Any], T], count: int | None = None) -> list[T]:
         """Ask the ``count`` best providers that are up at once; every usable answer that
         came within ``hedge_after`` of the first (at least one), or ``RpcError``."""
-        order = rank([p.health for p in self.providers])
+        order = rank([p.health for p in self.providers], self._best)
         up = [i for i in order if self.providers[i].health.state == "up"]
         chosen = (up or order)[:max(1, count or self.status_fanout)]
         if len(chosen) == 1:
@@ -370,7 +380,7 @@ class RpcPool:
     @property
     def preferred(self) -> str:
         """The provider reads go to first right now."""
-        return self.providers[rank([p.health for p in self.providers])[0]].display
+        return self.providers[rank([p.health for p in self.providers], self._best)[0]].display
 
     async def _probe_loop(self) -> None:
         while True:

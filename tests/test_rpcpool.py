@@ -41,6 +41,19 @@ def test_first_provider_is_preferred_until_it_is_slower_or_failing() -> None:
     assert rank([a, b]) == [1, 0]
 
 
+def test_the_current_first_keeps_its_place_within_the_margin() -> None:
+    a, b = ProviderHealth(0), ProviderHealth(1)
+    a.on_success(12.0)
+    b.on_success(1.0)
+    assert rank([a, b]) == [1, 0]  # 12 ms against 1 + 5 ms
+    assert rank([a, b], current=0) == [0, 1]  # but not worth a switch: within 20 ms
+    a.on_success(80.0)
+    assert rank([a, b], current=0) == [1, 0]  # now it is
+    b.on_success(500.0)
+    assert a.on_failure("timeout", 1.0, down=True)
+    assert rank([a, b], current=0) == [1, 0]  # down: never kept first
+
+
 def test_a_timeout_takes_a_provider_down_and_three_bad_replies_do_too() -> None:
     a, b = ProviderHealth(0), ProviderHealth(1)
     assert a.on_failure("timeout", 5.0, down=True)

@@ -440,7 +440,7 @@ class _Logged:
 
 
 INTENT_SUFFIX: Final = "-inflight"
-INTENT_PREALLOC: Final = 1 << 20  # ~300 records of a signal and its signed transaction
+INTENT_PREALLOC: Final = 256 << 10  # ~80 records of a signal and its signed transaction
 
 
 class _IntentLog:
@@ -477,10 +477,7 @@ class _IntentLog:
             return self._fd
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
-            size = os.fstat(fd).st_size
-            if size < INTENT_PREALLOC:
-                os.pwrite(fd, bytes(INTENT_PREALLOC - size), size)
-                os.fsync(fd)
+            _preallocate(fd, INTENT_PREALLOC)
         except OSError:
             os.close(fd)
             raise
@@ -525,6 +522,20 @@ class _IntentLog:
             if self._fd is not None:
                 os.close(self._fd)
                 self._fd = None
+
+
+def _preallocate(fd: int, size: int) -> None:
+    """Fill the file with written zeros up to ``size`` (synced once). On a disk too full
+    for that, leave it as it was: records then extend the file, which still works."""
+    before = os.fstat(fd).st_size
+    if before >= size:
+        return
+    try:
+        os.pwrite(fd, bytes(size - before), before)
+        os.fsync(fd)
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, before)
 
 
 def _replay_intents(conn: sqlite3.Connection, path: Path) -> int:
@@ -771,13 +782,14 @@ class Journal:
             if replayed:
                 get_logger("journal").warning("journal_write_recovered", written=replayed,
                                               source="inflight", path=str(target))
-            intents.open()
         except (OSError, sqlite3.Error, JournalError) as exc:
             first_id, healthy = time.time_ns() // 1000, False
             if metrics is not None:
                 metrics.journal_errors.inc()
             get_logger("journal").error("journal_open_failed", error=repr(exc),
                                         path=str(target))
+        with contextlib.suppress(OSError):  # else opened on the first record
+            intents.open()
         return cls(target, _Writer(target, metrics, healthy, intents, durable), first_id)
 
     @property

@@ -107,7 +107,8 @@ async def test_429_retry_after_is_respected(tmp_path: Path) -> None:
 async def test_status_reads_failing_do_not_cause_a_second_sale(tmp_path: Path) -> None:
     """The sell lands but getSignatureStatuses errors, resets and hangs for a while:
     the daemon keeps asking about the same signature and never signs another."""
-    async with start_daemon(tmp_path, send=FAST_SEND) as run:
+    # reads time out like the sends (the 1.2 s hang is a timeout, not a late answer)
+    async with start_daemon(tmp_path, send=FAST_SEND, rpc={"timeout_ms": 800}) as run:
         audit = SendAudit(run.world.chain).watch(run.world.rpc)
         faults = FaultLog()
         rpc = run.world.rpc

@@ -12,8 +12,9 @@ to a provider's score and state) and ``rank`` (the order to ask providers in); t
   its own timeout in the background, so a provider that hangs is marked down after
   one timeout even when hedging hides it from the caller;
 - a provider that times out, refuses the connection or keeps giving malformed replies
-  is marked down; down providers are asked only when none is up, and a background
-  probe (``getHealth``) brings them back;
+  is marked down; down providers are asked only when none is up; a background probe
+  of every provider (``probe``, by default ``getHealth``) brings them back, and finds
+  a provider that hangs while no read is going on;
 - ``call_many`` asks the ``n`` best providers at once (for ``getSignatureStatuses``,
   where one lagging provider must not hold a confirmation back).
 
@@ -202,7 +203,7 @@ class RpcPool:
     # ----------------------------------------------------------------- lifecycle
 
     def start(self) -> None:
-        """Start the background probe of providers that are down (several providers)."""
+        """Start the background probe of the providers (when there are several)."""
         if len(self.providers) > 1 and self._prober is None:
             self._prober = asyncio.get_running_loop().create_task(self._probe_loop())
 
@@ -383,10 +384,12 @@ class RpcPool:
         return self.providers[rank([p.health for p in self.providers], self._best)[0]].display
 
     async def _probe_loop(self) -> None:
+        """Every ``probe_interval``: probe each provider, so one that is down comes back,
+        and one that hangs is marked down even while no read is going on."""
         while True:
             await asyncio.sleep(self.probe_interval)
-            down = [i for i, p in enumerate(self.providers) if p.health.state == "down"]
-            await asyncio.gather(*(self._probe(i) for i in down), return_exceptions=True)
+            await asyncio.gather(*(self._probe(i) for i in range(len(self.providers))),
+                                 return_exceptions=True)
 
     async def _probe(self, index: int) -> None:
         probe = self.probe

@@ -48,8 +48,8 @@ from lasersell_bot.logs import REDACTOR, get_logger, register_secret
 from lasersell_bot.metrics import Metrics
 from lasersell_bot.rpcpool import Probe, Provider, RpcError, RpcPool
 
-__all__ = ["Confirmer", "RpcError", "RpcPool", "Submitter", "Target", "land", "make_target",
-           "rpc_pool", "rpc_targets"]
+__all__ = ["STATUS_PROBE", "Confirmer", "RpcError", "RpcPool", "Submitter", "Target", "land",
+           "make_target", "rpc_pool", "rpc_targets"]
 
 
 def _log() -> Any:
@@ -578,15 +578,19 @@ def providers_of(submitter: Submitter) -> list[Provider]:
 
 def rpc_pool(submitter: Submitter, rpc: RpcConfig, metrics: Metrics | None = None) -> RpcPool:
     """The daemon's pool over every configured RPC provider, with ``[rpc]``'s settings."""
-    probe = Probe("getSignatureStatuses", [[_PROBE_SIGNATURE], {}],
-                  lambda result: _parse_statuses(result, 1))
     return RpcPool(providers_of(submitter), timeout=rpc.timeout_ms / 1000,
                    hedge_after=rpc.hedge_after_ms / 1000, probe_interval=rpc.probe_interval_sec,
-                   status_fanout=rpc.status_fanout, metrics=metrics, probe=probe)
+                   status_fanout=rpc.status_fanout, metrics=metrics, probe=STATUS_PROBE)
 
 
-# A well-formed signature nobody made: the probe asks its status (expects [null]).
-_PROBE_SIGNATURE = "1" * 88
+def _parse_one_status(result: Any) -> list[SignatureStatus | None]:
+    return _parse_statuses(result, 1)
+
+
+# The probe of a provider that is down: the status of a well-formed signature nobody
+# made (64 zero bytes, base58), which must come back as [null] in the right shape.
+STATUS_PROBE = Probe("getSignatureStatuses", [["1" * 64], {"searchTransactionHistory": False}],
+                     _parse_one_status)
 
 
 def _parse_statuses(result: Any, count: int) -> list[SignatureStatus | None]:

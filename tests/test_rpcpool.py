@@ -15,8 +15,8 @@ import pytest
 from aiohttp import web
 
 from lasersell_bot.metrics import Metrics
-from lasersell_bot.rpcpool import Provider, ProviderHealth, RpcError, RpcPool, rank
-from lasersell_bot.send import _parse_statuses, _parse_valid
+from lasersell_bot.rpcpool import Probe, Provider, ProviderHealth, RpcError, RpcPool, rank
+from lasersell_bot.send import STATUS_PROBE, _parse_statuses, _parse_valid
 from lasersell_bot.sim.world import SimWorld
 from tests.rpc_frontends import BlackholeProxy, MalformedRpc
 
@@ -149,11 +149,12 @@ async def test_every_provider_failing_is_an_rpc_error_naming_each(
     await pool.close()
 
 
-async def test_the_probe_brings_a_provider_back(world: SimWorld,
-                                                http: aiohttp.ClientSession) -> None:
+@pytest.mark.parametrize("probe", [None, STATUS_PROBE], ids=["getHealth", "statuses"])
+async def test_the_probe_brings_a_provider_back(world: SimWorld, http: aiohttp.ClientSession,
+                                                probe: Probe | None) -> None:
     hole = await BlackholeProxy(port_of(world.rpc_url)).start()
     pool = pool_of(http, hole.url, world.rpc_url, timeout=0.3, hedge_after=0.05,
-                   probe_interval=0.1)
+                   probe_interval=0.1, probe=probe)
     pool.start()
     try:
         hole.blackhole()

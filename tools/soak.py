@@ -80,6 +80,7 @@ RSS_SLOPE_LIMIT_KIB_PER_MIN = 2048.0
 FAULTS = ("http_429", "http_500", "reset", "rpc_error", "timeout", "accept_no_land")
 FAULT_METHODS = ("sendTransaction", "getSignatureStatuses", "isBlockhashValid")
 RPC_TIMEOUT_MS = 1000
+RPC_PROBE_S = 1.0
 BLACKHOLE_FROM, BLACKHOLE_UNTIL = 0.4, 0.8  # fractions of the run
 QUIET_BEFORE_S = 2.0  # no RPC faults injected from this long before the blackhole
 FINAL_STATES = ("landed", "failed", "expired", "refused", "error", "dry_run")
@@ -138,7 +139,7 @@ def write_config(directory: Path, world: SimWorld, keypair: Keypair, watched: st
         "stream": {"url": world.ws_url, "api_key": "soak-api-key", "api_url": world.api_url,
                    "reconcile_sec": 1.0, "ping_interval_sec": 5.0},
         "rpc": {"urls": rpc_urls, "timeout_ms": RPC_TIMEOUT_MS, "hedge_after_ms": 150,
-                "probe_interval_sec": 1.0, "send_to_all": True},
+                "probe_interval_sec": RPC_PROBE_S, "send_to_all": True},
         "wallets": [{"keypair_path": str(key_path)}],
         "strategy": {"target_profit_pct": 30.0, "stop_loss_pct": 20.0},
         "send": {"mode": "helius_sender", "tip_lamports": 1_000_000,
@@ -554,10 +555,11 @@ class BlackholePhase:
         switched = "never" if self.switch_s is None else f"{self.switch_s:.2f} s"
         summary.checks.append(Check(
             "rpc blackhole survived",
-            self.switch_s is not None and self.switch_s <= RPC_TIMEOUT_MS / 1000 + 1.0
-            and duplicates.ok,
+            self.switch_s is not None and duplicates.ok
+            and self.switch_s <= RPC_TIMEOUT_MS / 1000 + RPC_PROBE_S + 0.5,
             f"preferred RPC blackholed {self._held_for():.1f} s: switched in {switched} "
-            f"(rpc.timeout_ms {RPC_TIMEOUT_MS}), exits landed meanwhile "
+            f"(rpc.timeout_ms {RPC_TIMEOUT_MS}, probe every {RPC_PROBE_S:g} s), exits landed "
+            f"meanwhile "
             f"{self.landed_during:.0f}, duplicate sales {0 if duplicates.ok else 'some'}"))
 
 

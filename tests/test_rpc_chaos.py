@@ -91,6 +91,8 @@ async def test_preferred_rpc_blackholed_mid_run_every_exit_lands_once(
             assert metrics.rpc_provider_up.get(preferred) == 0
             assert metrics.rpc_provider_up.get(other) == 1
             assert metrics.rpc_switches.get() >= 1
+            # rpc.send_to_all: the second provider was a send target too, and took them
+            assert metrics.submissions.get("rpc_2", "accepted") >= exits - hole_after
             text = metrics.render()
             assert f'lasersell_bot_rpc_provider_up{{provider="{preferred}"}} 0' in text
             assert 0 < switched_in < 0.6 + 0.5  # one rpc.timeout_ms, plus scheduling slack

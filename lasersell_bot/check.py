@@ -29,7 +29,15 @@ from solders.keypair import Keypair
 from lasersell_bot import protocol
 from lasersell_bot.config import Config, ConfigError, load_config
 from lasersell_bot.logs import REDACTOR, configure_logging
-from lasersell_bot.send import Confirmer, RpcError, Submitter, Target, display_name
+from lasersell_bot.send import (
+    Confirmer,
+    RpcError,
+    RpcPool,
+    Submitter,
+    Target,
+    display_name,
+    providers_of,
+)
 from lasersell_bot.session import Session
 from lasersell_bot.tls import lasersell_session
 from lasersell_bot.wallet import WalletError, Wallets, load_keypair, registration_proof
@@ -133,13 +141,14 @@ def _elapsed_ms(started: float) -> str:
 
 async def rpc_health(confirmer: Confirmer) -> str:
     started = time.monotonic()
+    where = confirmer.pool.providers[0].display
     try:
         result = await confirmer.call("getHealth")
     except RpcError as exc:
-        raise StepFailed(f"{exc} ({confirmer.target.display})") from None
+        raise StepFailed(f"{exc} ({where})") from None
     if result != "ok":
-        raise StepFailed(f"answered {result!r} ({confirmer.target.display})")
-    return f"ok from {confirmer.target.display} in {_elapsed_ms(started)}"
+        raise StepFailed(f"answered {result!r} ({where})")
+    return f"ok from {where} in {_elapsed_ms(started)}"
 
 
 async def rpc_blockhash(confirmer: Confirmer) -> str:
@@ -147,7 +156,7 @@ async def rpc_blockhash(confirmer: Confirmer) -> str:
     try:
         blockhash, last_valid = await confirmer.latest_blockhash()
     except RpcError as exc:
-        raise StepFailed(f"{exc} ({confirmer.target.display})") from None
+        raise StepFailed(f"{exc} ({confirmer.pool.providers[0].display})") from None
     except (KeyError, TypeError, ValueError) as exc:
         raise StepFailed(f"malformed answer ({type(exc).__name__})") from None
     return f"{blockhash} valid until height {last_valid} ({_elapsed_ms(started)})"
@@ -179,17 +188,24 @@ async def check_rpc_and_targets(report: Report, cfg: Config, timeout: float) -> 
     submitter = Submitter.from_config(cfg.send, cfg.rpc)
     await submitter.start(warm=False)
     try:
-        confirmer = Confirmer(submitter)
-        healthy = await report.step("rpc getHealth", rpc_health(confirmer), timeout)
-        await report.step("rpc getLatestBlockhash", rpc_blockhash(confirmer), timeout)
+        healthy: dict[str, bool] = {}
+        for provider in submitter.rpcs:  # every rpc.urls endpoint, each on its own
+            confirmer = Confirmer(submitter, RpcPool(
+                [p for p in providers_of(submitter) if p.display == provider.display],
+                timeout=submitter.request_timeout, hedge_after=0.0))
+            healthy[provider.name] = await report.step(
+                f"{provider.name} getHealth", rpc_health(confirmer), timeout)
+            await report.step(f"{provider.name} getLatestBlockhash", rpc_blockhash(confirmer),
+                              timeout)
         for target in submitter.targets:
             name = f"target {target.display}"
-            if target.name != "rpc":
+            if target.name not in healthy:
                 await report.step(name, target_reachable(submitter, target), timeout)
-            elif healthy:
-                report.add("OK", name, "same endpoint as rpc getHealth")
+            elif healthy[target.name]:
+                report.add("OK", name, f"same endpoint as {target.name} getHealth")
             else:
-                report.add("FAIL", name, "same endpoint as rpc getHealth, which failed")
+                report.add("FAIL", name,
+                           f"same endpoint as {target.name} getHealth, which failed")
     finally:
         await submitter.close(grace=0)
 

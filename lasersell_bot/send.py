@@ -49,7 +49,7 @@ from lasersell_bot.metrics import Metrics
 from lasersell_bot.rpcpool import Probe, Provider, RpcError, RpcPool
 
 __all__ = ["STATUS_PROBE", "Confirmer", "RpcError", "RpcPool", "Submitter", "Target", "land",
-           "make_target", "rpc_pool", "rpc_targets"]
+           "make_target", "providers_of", "rpc_pool", "rpc_targets"]
 
 
 def _log() -> Any:

@@ -209,6 +209,26 @@ async def test_rpc_down_fails_the_rpc_steps_and_still_runs_the_stream(
     assert line(lines, "stream").startswith("OK   ")
 
 
+async def test_every_rpc_endpoint_is_checked_on_its_own(
+    tmp_path: Path, rpc: SimRpcServer, stream: SimStreamServer, keypair: Keypair,
+    closed_port: int
+) -> None:
+    """With rpc.urls, a dead second provider is reported even though the first answers."""
+    down = f"http://127.0.0.1:{closed_port}"
+    config = write_config(tmp_path, rpc.url, stream, keypair,
+                          rpc=RpcConfig(urls=[rpc.url, down], send_to_all=True))
+    code, lines = await check(config)
+
+    assert code == 1
+    assert line(lines, "rpc getHealth").startswith("OK   rpc getHealth: ok from rpc(")
+    assert line(lines, "rpc_2 getHealth") == (
+        f"FAIL rpc_2 getHealth: getHealth: connection error: ClientConnectorError "
+        f"(rpc_2(127.0.0.1:{closed_port}))")
+    assert line(lines, f"target rpc_2(127.0.0.1:{closed_port})") == (
+        f"FAIL target rpc_2(127.0.0.1:{closed_port}): same endpoint as rpc_2 getHealth, "
+        "which failed")
+
+
 async def test_hanging_rpc_times_out_naming_the_step(
     tmp_path: Path, rpc: SimRpcServer, stream: SimStreamServer, keypair: Keypair
 ) -> None:

@@ -7,6 +7,7 @@ proves the blockhash expired the position is free and sold again."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -102,13 +103,16 @@ async def test_preferred_rpc_blackholed_mid_run_every_exit_lands_once(
         await proxy.stop()
 
 
+@pytest.mark.parametrize("server_forgets", [False, True], ids=["tracked", "forgotten"])
 async def test_malformed_rpc_ends_in_unknown_then_expired_and_a_free_position(
         tmp_path: Path, world_and_second: tuple[Any, SimRpcServer],
-        monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch: pytest.MonkeyPatch, server_forgets: bool) -> None:
     """The only reachable provider answers every status and blockhash read with
     ``result: null``: past confirm_timeout_sec the sale is unknown (alerted, health
     degraded). A healthy provider comes back; it proves the blockhash expired, the
-    outcome becomes expired, the position is free, and a fresh sell lands."""
+    outcome becomes expired, the position is free, and a fresh sell lands. Or, when the
+    server stopped mentioning the position meanwhile (dropped after a reconnect), the
+    position is released without a new sale."""
     world, second = world_and_second
     monkeypatch.setattr(executor_module, "UNKNOWN_RECHECK_SEC", 0.2)
     bad = await MalformedRpc(world.rpc_url, {"getSignatureStatuses", "isBlockhashValid"}).start()
@@ -138,11 +142,24 @@ async def test_malformed_rpc_ends_in_unknown_then_expired_and_a_free_position(
             assert [kind for kind, _ in alerts].count("tx_unknown") == 1
             assert run.daemon.executor.is_busy(pid)
             assert len(audit.sells[key]) == 1
+            if server_forgets:
+                world.stream.forget_position(pid)
+                assert await world.stream.drop_connections(None) == 1
+                await until("the daemon drops the position the server forgot",
+                            lambda: pid not in run.tracked_ids(), 10)
+                assert run.daemon.executor.is_busy(pid)  # the sale may still land
             run.world.chain.advance(MAX_PROCESSING_AGE + 2)  # the blockhash is now dead
             hole.restore()  # a healthy provider is back: it can prove that
             await until("the outcome turns expired and the position is free",
                         lambda: not run.daemon.executor.unknown_outcomes, 20)
             faults.clear()
+            if server_forgets:
+                await until("the position is released",
+                            lambda: not run.daemon.executor.is_busy(pid), 5)
+                await asyncio.sleep(0.5)
+                assert len(audit.sells[key]) == 1  # nothing new for a position gone
+                assert run.daemon.health().unknown_outcomes == 0
+                return
             await run.sold(pid, timeout=20)
             assert len(audit.sells[key]) == 2  # a new signature only after proven expiry
             assert audit.violations == [] and audit.double_sales() == {}

@@ -9,6 +9,12 @@ and the whole inline path.
 sign (``sign_unsigned_tx``), request-body encode (``encode_signed_tx`` + the ``json.dumps``
 its ``_post_json`` does). The SDK has no guard.
 
+``--sync-dir DIR`` (ours): the cost of a durable intent record on DIR's disk: each of
+``--sync-records`` records (the size of a signal plus its signed transaction) is written
+to a preallocated intent log (``journal._IntentLog``) and ``fdatasync``ed, as
+``Journal.record_attempt`` does before a send; ``intent_sync_p50``/``_p99`` are the sync
+alone, ``intent_append_p50``/``_p99`` the whole append (write + sync).
+
 Prints one JSON object of microseconds per call.
 """
 
@@ -35,6 +41,42 @@ def per_call_us(fn: Callable[[], Any], budget_s: float) -> float:
     repeats = max(3, int(budget_s / max(1e-9, timer.timeit(number) / number) / number))
     repeats = min(repeats, 15)
     return statistics.median(t / number for t in timer.repeat(repeats, number)) * 1e6
+
+
+def intent_sync(directory: str, records: int) -> dict[str, float]:
+    """p50/p99 (µs) of the intent log's fdatasync, and of the whole durable append."""
+    import time
+    from pathlib import Path
+
+    from lasersell_bot.journal import _IntentLog
+
+    syncs: list[float] = []
+    log = _IntentLog(Path(directory) / "micro-inflight", durable=True, on_sync=syncs.append)
+    log.open()
+    line = b'{"signal":{},"attempt":["' + b"A" * 2400 + b'"]}\n'
+    appends: list[float] = []
+    try:
+        for index in range(records):
+            started = time.perf_counter()
+            assert log.append(line)
+            appends.append(time.perf_counter() - started)
+            if index % 4 == 3:  # the journal commits behind, and the log starts over
+                log.committed(4)
+    finally:
+        log.close()
+        (Path(directory) / "micro-inflight").unlink()
+    return {
+        "intent_sync_p50": _percentile(syncs, 50) * 1e6,
+        "intent_sync_p99": _percentile(syncs, 99) * 1e6,
+        "intent_append_p50": _percentile(appends, 50) * 1e6,
+        "intent_append_p99": _percentile(appends, 99) * 1e6,
+        "intent_sync_samples": float(len(syncs)),
+    }
+
+
+def _percentile(values: list[float], pct: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(pct / 100 * (len(ordered) - 1)))]
 
 
 def exit_frame(wallet: Keypair) -> tuple[bytes, str]:
@@ -137,11 +179,15 @@ def main() -> None:
     parser.add_argument("--budget", type=float, default=0.3, help="seconds per figure")
     parser.add_argument("--frame", help="exit frame file: written (ours), read (--sdk)")
     parser.add_argument("--keypair", help="wallet of that frame")
+    parser.add_argument("--sync-dir", help="measure the intent-record sync on this disk")
+    parser.add_argument("--sync-records", type=int, default=1000)
     args = parser.parse_args()
     if args.sdk:
         print(json.dumps(sdk(args.budget, args.frame, args.keypair)))
         return
     figures = ours(args.budget)
+    if args.sync_dir:
+        figures |= intent_sync(args.sync_dir, args.sync_records)
     if args.frame and args.keypair:
         wallet = Keypair.from_bytes(read_keypair_bytes(args.keypair))
         with open(args.frame, "wb") as handle:

@@ -214,6 +214,14 @@ def _micro_rows(results: dict[str, Any]) -> list[str]:
         rows.append(f"| micro: {label} | {mine[key]:.1f} µs | "
                     f"{'none' if key == 'guard' and theirs else _fmt(theirs_v)} | "
                     f"{_ratio(theirs_v, mine[key]) if theirs_v else ''} | |")
+    if "intent_sync_p50" in mine:
+        rows.append(f"| durable intent record: fdatasync p50 / p99 "
+                    f"({mine['intent_sync_samples']:.0f} records, this disk) | "
+                    f"{mine['intent_sync_p50']:,.0f} µs / {mine['intent_sync_p99']:,.0f} µs "
+                    f"| | | |")
+        rows.append(f"| durable intent record: write + fdatasync p50 / p99 | "
+                    f"{mine['intent_append_p50']:,.0f} µs / {mine['intent_append_p99']:,.0f} µs "
+                    f"| | | |")
     return rows
 
 

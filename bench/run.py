@@ -79,6 +79,7 @@ class Plan:
     floor_count: int
     micro_budget_s: float
     settle_s: float = 1.5
+    sync_records: int = 1000
     trace: bool = True
     api_load: bool = False  # an extra idle phase with the control API under load
     seed: int = 20260101
@@ -90,7 +91,8 @@ FULL = Plan(signals=2000, gap_ms=(2.0, 6.0), flood_rates=(1_000, 10_000, 50_000)
             startups=3, floor_count=2000, micro_budget_s=0.3)
 QUICK = Plan(signals=50, gap_ms=(2.0, 6.0), flood_rates=(10_000,), throughput_rates=(),
              throughput_signals=0, memory_frames=20_000, memory_signals=100, startups=1,
-             floor_count=50, micro_budget_s=0.02, settle_s=0.3, trace=False)
+             floor_count=50, micro_budget_s=0.02, settle_s=0.3, sync_records=50,
+             trace=False)
 
 
 # --------------------------------------------------------------------------- venvs
@@ -223,6 +225,7 @@ class Bench:
         self.metrics_port = free_port()
         self.results: dict[str, Any] = {}
         self.children: list[Child] = []
+        self.journal_durable_line = ""  # e.g. "durable = false" (--journal-durable)
 
     # ----------------------------------------------------------------- plumbing
 
@@ -346,6 +349,7 @@ simulate = "{simulate}"
 
 [journal]
 path = "{self.workdir / 'journal.sqlite3'}"
+{self.journal_durable_line}
 
 [log]
 level = "info"
@@ -611,8 +615,9 @@ listen = "127.0.0.1:{self.metrics_port}"
         frame = self.workdir / "exit_frame.json"
         base = ["-m", "bench.micro", "--budget", str(self.plan.micro_budget_s),
                 "--frame", str(frame), "--keypair", str(self.keypair_path)]
-        ours = subprocess.run([sys.executable, *base], cwd=REPO_DIR, capture_output=True,
-                              text=True, check=True)
+        sync = ["--sync-dir", str(self.workdir), "--sync-records", str(self.plan.sync_records)]
+        ours = subprocess.run([sys.executable, *base, *sync], cwd=REPO_DIR,
+                              capture_output=True, text=True, check=True)
         out = {"ours": json.loads(ours.stdout)}
         if self.baseline:
             sdk = subprocess.run([str(SDK_VENV / "bin" / "python"), *base, "--sdk"],
@@ -698,6 +703,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="run lasersell_bot from this checkout (before/after comparisons)")
     parser.add_argument("--api-load", action="store_true",
                         help="add an idle phase with the control API under a status loop")
+    parser.add_argument("--journal-durable", choices=("true", "false"),
+                        help="set journal.durable in the daemon's config (default: leave it "
+                             "out, so the daemon's default applies)")
     parser.add_argument("--wrap-daemon", default="",
                         help='profile the daemon, e.g. "py-spy record -o prof.svg --"')
     args = parser.parse_args(argv)
@@ -718,6 +726,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     load_start = os.getloadavg()
     try:
         bench = Bench(plan, workdir, baseline, shlex.split(args.wrap_daemon), args.daemon_src)
+        if args.journal_durable:
+            bench.journal_durable_line = f"durable = {args.journal_durable}"
         results = asyncio.run(bench.run())
     finally:
         if not args.keep:

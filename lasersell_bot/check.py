@@ -18,9 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import shlex
-import socket
 import sys
 import time
 from collections.abc import Awaitable
@@ -33,8 +31,18 @@ from solders.keypair import Keypair
 from lasersell_bot import protocol
 from lasersell_bot.config import Config, ConfigError, load_config
 from lasersell_bot.logs import REDACTOR, configure_logging
-from lasersell_bot.send import Confirmer, RpcError, Submitter, Target, display_name
+from lasersell_bot.neterrors import describe_connection_error
+from lasersell_bot.send import (
+    Confirmer,
+    RpcError,
+    RpcPool,
+    Submitter,
+    Target,
+    display_name,
+    providers_of,
+)
 from lasersell_bot.session import Session
+from lasersell_bot.tls import lasersell_session
 from lasersell_bot.wallet import WalletError, Wallets, load_keypair, registration_proof
 
 STEP_TIMEOUT_SEC: Final = 5.0
@@ -134,47 +142,18 @@ def _elapsed_ms(started: float) -> str:
     return f"{(time.monotonic() - started) * 1000:.0f} ms"
 
 
-def describe_connection_error(exc: BaseException) -> str:
-    """What went wrong on the way to a server, in the words a user would search for."""
-    cause = getattr(exc, "os_error", None) or exc
-    if isinstance(exc, aiohttp.ClientConnectorDNSError) or isinstance(cause, socket.gaierror):
-        return "DNS failed (host name not found)"
-    if isinstance(cause, ConnectionRefusedError):
-        return "connection refused (nothing listens on that port)"
-    if isinstance(cause, TimeoutError):
-        return "timed out"
-    if isinstance(exc, aiohttp.ClientConnectorCertificateError | aiohttp.ClientSSLError):
-        return "TLS failed (certificate or protocol)"
-    if isinstance(exc, aiohttp.ServerDisconnectedError) or isinstance(cause, ConnectionResetError):
-        return "the server closed the connection"
-    if isinstance(cause, OSError) and cause.errno in _UNREACHABLE:
-        return _UNREACHABLE[cause.errno]
-    return f"connection error: {type(exc).__name__}"
-
-
-_UNREACHABLE: Final = {errno.EHOSTUNREACH: "host unreachable",
-                       errno.ENETUNREACH: "network unreachable"}
-
-
-def _rpc_failure(exc: RpcError) -> str:
-    """RpcError's text, with a transport failure (its context) described plainly."""
-    text = str(exc)
-    context = exc.__context__
-    if isinstance(context, aiohttp.ClientError):
-        method = text.split(":", 1)[0]
-        return f"{method}: {describe_connection_error(context)}"
-    return text
 
 
 async def rpc_health(confirmer: Confirmer) -> str:
     started = time.monotonic()
+    where = confirmer.pool.providers[0].display
     try:
         result = await confirmer.call("getHealth")
     except RpcError as exc:
-        raise StepFailed(f"{_rpc_failure(exc)} ({confirmer.target.display})") from None
+        raise StepFailed(f"{exc} ({where})") from None
     if result != "ok":
-        raise StepFailed(f"answered {result!r} ({confirmer.target.display})")
-    return f"ok from {confirmer.target.display} in {_elapsed_ms(started)}"
+        raise StepFailed(f"answered {result!r} ({where})")
+    return f"ok from {where} in {_elapsed_ms(started)}"
 
 
 async def rpc_blockhash(confirmer: Confirmer) -> str:
@@ -182,7 +161,7 @@ async def rpc_blockhash(confirmer: Confirmer) -> str:
     try:
         blockhash, last_valid = await confirmer.latest_blockhash()
     except RpcError as exc:
-        raise StepFailed(f"{_rpc_failure(exc)} ({confirmer.target.display})") from None
+        raise StepFailed(f"{exc} ({confirmer.pool.providers[0].display})") from None
     except (KeyError, TypeError, ValueError) as exc:
         raise StepFailed(f"malformed answer ({type(exc).__name__})") from None
     return f"{blockhash} valid until height {last_valid} ({_elapsed_ms(started)})"
@@ -213,17 +192,24 @@ async def check_rpc_and_targets(report: Report, cfg: Config, timeout: float) -> 
     submitter = Submitter.from_config(cfg.send, cfg.rpc)
     await submitter.start(warm=False)
     try:
-        confirmer = Confirmer(submitter)
-        healthy = await report.step("rpc getHealth", rpc_health(confirmer), timeout)
-        await report.step("rpc getLatestBlockhash", rpc_blockhash(confirmer), timeout)
+        healthy: dict[str, bool] = {}
+        for provider in submitter.rpcs:  # every rpc.urls endpoint, each on its own
+            confirmer = Confirmer(submitter, RpcPool(
+                [p for p in providers_of(submitter) if p.display == provider.display],
+                timeout=submitter.request_timeout, hedge_after=0.0))
+            healthy[provider.name] = await report.step(
+                f"{provider.name} getHealth", rpc_health(confirmer), timeout)
+            await report.step(f"{provider.name} getLatestBlockhash", rpc_blockhash(confirmer),
+                              timeout)
         for target in submitter.targets:
             name = f"target {target.display}"
-            if target.name != "rpc":
+            if target.name not in healthy:
                 await report.step(name, target_reachable(submitter, target), timeout)
-            elif healthy:
-                report.add("OK", name, "same endpoint as rpc getHealth")
+            elif healthy[target.name]:
+                report.add("OK", name, f"same endpoint as {target.name} getHealth")
             else:
-                report.add("FAIL", name, "same endpoint as rpc getHealth, which failed")
+                report.add("FAIL", name,
+                           f"same endpoint as {target.name} getHealth, which failed")
     finally:
         await submitter.close(grace=0)
 
@@ -239,7 +225,7 @@ async def register(cfg: Config, wallets: Wallets) -> str:
     now_s = int(time.time())
     keypairs = [kp for pk in wallets.pubkeys() if (kp := wallets.for_pubkey(pk)) is not None]
     proofs = [registration_proof(keypair, now_s) for keypair in keypairs]
-    async with aiohttp.ClientSession() as http:
+    async with lasersell_session(cfg.tls.pins) as http:
         try:
             await register_wallets(http, cfg.stream.api_url, cfg.stream.api_key, proofs,
                                    attempts=1)
@@ -319,7 +305,7 @@ async def handshake(ws: _WS, cfg: Config, wallets: Wallets, timeout: float) -> s
 
 
 async def stream_session(cfg: Config, wallets: Wallets, timeout: float) -> str:
-    async with aiohttp.ClientSession() as http:
+    async with lasersell_session(cfg.tls.pins) as http:
         ws = await open_stream(http, cfg, timeout)
         try:
             return await handshake(ws, cfg, wallets, timeout)

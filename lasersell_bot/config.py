@@ -23,7 +23,6 @@ accepted only for a loopback stream URL: the local simulator takes any key.
 from __future__ import annotations
 
 import difflib
-import ipaddress
 import json
 import math
 import os
@@ -42,6 +41,7 @@ from solders.pubkey import Pubkey
 
 from lasersell_bot import protocol
 from lasersell_bot.logs import register_secret
+from lasersell_bot.tls import is_loopback_host, is_remote_plaintext, parse_pin
 
 U64_MAX: Final = 2**64 - 1
 TOML_INT_MAX: Final = 2**63 - 1  # TOML integers are signed 64-bit
@@ -83,6 +83,17 @@ class StreamConfig(Struct, **_STRICT):
 
 class RpcConfig(Struct, **_STRICT):
     url: str = "https://api.mainnet-beta.solana.com"
+    urls: list[str] = []
+    timeout_ms: PosInt = 2000
+    hedge_after_ms: NonNegInt = 250
+    probe_interval_sec: Annotated[float, Meta(gt=0)] = 5.0
+    status_fanout: Annotated[int, Meta(ge=1, le=4)] = 2
+    send_to_all: bool = False
+
+    @property
+    def endpoints(self) -> list[str]:
+        """The RPC endpoints in order of preference: ``urls``, else ``[url]``."""
+        return list(self.urls) if self.urls else [self.url]
 
 
 class WalletConfig(Struct, **_STRICT):
@@ -167,6 +178,7 @@ class WatchWalletConfig(Struct, **_STRICT):
 
 class JournalConfig(Struct, **_STRICT):
     path: str = ""
+    durable: bool = True
 
 
 class LogConfig(Struct, **_STRICT):
@@ -192,6 +204,11 @@ class NotifyConfig(Struct, **_STRICT):
     telegram_api_url: str = "https://api.telegram.org"
 
 
+class TlsConfig(Struct, **_STRICT):
+    allow_plaintext: bool = False
+    pins: list[str] = []
+
+
 class DaemonConfig(Struct, **_STRICT):
     shutdown_grace_sec: NonNeg = 20.0
 
@@ -209,6 +226,7 @@ class Config(Struct, **_STRICT):
     log: LogConfig = msgspec.field(default_factory=LogConfig)
     http: HttpConfig = msgspec.field(default_factory=HttpConfig)
     notify: NotifyConfig = msgspec.field(default_factory=NotifyConfig)
+    tls: TlsConfig = msgspec.field(default_factory=TlsConfig)
     daemon: DaemonConfig = msgspec.field(default_factory=DaemonConfig)
 
 
@@ -636,6 +654,7 @@ def _validate(cfg: Config, *, require_wallets: bool, require_secrets: bool) -> N
     _check_finite(cfg)
     _check_strategy(cfg.strategy)
     _check_urls(cfg)
+    _check_tls(cfg)
     _check_pubkeys(cfg)
     _check_wallets(cfg, require_wallets=require_wallets)
     _check_send(cfg.send)
@@ -694,13 +713,49 @@ _OPTIONAL_URLS: Final = frozenset({"notify.webhook_url"})
 
 
 def _check_urls(cfg: Config) -> None:
-    for key, schemes in _URL_RULES:
-        url = _value_at(cfg, key)
+    for key, schemes, url in _urls(cfg):
         if (url or key not in _OPTIONAL_URLS) and not _has_scheme_and_host(url, schemes):
             wanted = " or ".join(f"{scheme}://" for scheme in schemes)
-            shown = " (value hidden: it may hold a key)" if key in _SECRET_KEYS else (
-                f" (got {_show(url)})")
-            raise ConfigError(f"{key}: must be a URL starting with {wanted}{shown}")
+            raise ConfigError(f"{key}: must be a URL starting with {wanted}{_shown(key, url)}")
+        if url and not cfg.tls.allow_plaintext and is_remote_plaintext(url):
+            secure = urlsplit(url).scheme + "s"
+            raise ConfigError(
+                f"{key}: plaintext {urlsplit(url).scheme}:// to a host that is not loopback is "
+                f"refused: use {secure}://, or set tls.allow_plaintext = true to accept "
+                f"that keys and transactions cross the network unencrypted{_shown(key, url)}")
+
+
+def _shown(key: str, url: str) -> str:
+    secret = key in _SECRET_KEYS or key.startswith("rpc.urls")
+    return " (value hidden: it may hold a key)" if secret else f" (got {_show(url)})"
+
+
+def _urls(cfg: Config) -> Iterator[tuple[str, tuple[str, ...], str]]:
+    """(key, allowed schemes, value) of every URL in the config."""
+    for key, schemes in _URL_RULES:
+        yield key, schemes, _value_at(cfg, key)
+    for index, url in enumerate(cfg.rpc.urls):
+        yield f"rpc.urls[{index}]", _HTTP, url
+
+
+def plaintext_urls(cfg: Config) -> list[str]:
+    """Keys of the URLs that go unencrypted to a host that is not loopback (accepted only
+    with ``tls.allow_plaintext``; the daemon warns about each at start)."""
+    return [key for key, _, url in _urls(cfg) if url and is_remote_plaintext(url)]
+
+
+def _check_tls(cfg: Config) -> None:
+    for index, pin in enumerate(cfg.tls.pins):
+        try:
+            parse_pin(pin)
+        except ValueError as exc:
+            raise ConfigError(f"tls.pins[{index}]: must be the base64 SHA-256 hash of a "
+                              f"SubjectPublicKeyInfo ({exc}; got {_show(pin)})") from None
+    if cfg.tls.pins:
+        for key in ("stream.url", "stream.api_url"):
+            if urlsplit(_value_at(cfg, key)).scheme in ("ws", "http"):
+                raise ConfigError(f"{key}: tls.pins is set, so it must use TLS "
+                                  f"(wss:// or https://)")
 
 
 _URL_FORBIDDEN: Final = re.compile(r"[\x00-\x20\x7f]")  # control characters and spaces
@@ -801,13 +856,7 @@ def _check_api_key(stream: StreamConfig) -> None:
 
 
 def _is_loopback_url(url: str) -> bool:
-    host = urlsplit(url).hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    return is_loopback_host(urlsplit(url).hostname or "")
 
 
 def _check_notify(notify: NotifyConfig) -> None:

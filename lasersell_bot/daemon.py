@@ -37,9 +37,10 @@ from lasersell_bot.ops import (
     health_body,
 )
 from lasersell_bot.ops import status_line as make_status_line
-from lasersell_bot.send import Confirmer, Submitter, land
+from lasersell_bot.send import Confirmer, Submitter, land, rpc_pool
 from lasersell_bot.simulate import Simulator
 from lasersell_bot.stream import StreamClient, register_wallets
+from lasersell_bot.tls import lasersell_session
 from lasersell_bot.wallet import Wallets, registration_proof
 
 log = get_logger("daemon")
@@ -51,7 +52,7 @@ EXIT_STARTUP_FAILED = 1
 STREAM_DOWN_BUDGET_SEC = 300.0
 # What SIGHUP cannot change in a running daemon: these sections and [send] keys are
 # built into connections and sessions at start ([[wallets]] has its own warning).
-RESTART_SECTIONS = ("stream", "rpc", "journal", "log", "http", "notify")
+RESTART_SECTIONS = ("stream", "rpc", "journal", "log", "http", "notify", "tls")
 LIVE_SEND_KEYS = frozenset({"dry_run", "max_retries", "slippage_base_bps", "slippage_bump_bps",
                             "slippage_max_bps", "max_signal_age_ms"})
 
@@ -60,9 +61,10 @@ class RpcLander:
     """The executor's view of send.py: write a first submission now, land a signed tx,
     or submit it once."""
 
-    def __init__(self, submitter: Submitter, params: landing.LandingParams) -> None:
+    def __init__(self, submitter: Submitter, params: landing.LandingParams,
+                 confirmer: Confirmer | None = None) -> None:
         self._submitter = submitter
-        self._confirmer = Confirmer(submitter)
+        self._confirmer = confirmer or Confirmer(submitter)
         self._params = params
 
     def send_now(self, signed_tx: bytes) -> dict[str, Any]:
@@ -121,23 +123,31 @@ class Daemon:
         self.session = session.Session(desired_config(cfg, wallets),
                                        reconcile_sec=cfg.stream.reconcile_sec)
         self.sd = notify_socket or SdNotifier()
-        self.journal = Journal.open(cfg.journal.path, self.metrics)
+        self.journal = Journal.open(cfg.journal.path, self.metrics, cfg.journal.durable)
         self.submitter = Submitter.from_config(cfg.send, cfg.rpc, self.metrics)
+        self.rpc_pool = rpc_pool(self.submitter, cfg.rpc, self.metrics)
+        self.confirmer = Confirmer(self.submitter, self.rpc_pool)
         self.notifier = Notifier(cfg.notify, self.metrics,
                                  telegram_api_base=cfg.notify.telegram_api_url)
         self.control = control_plane(self)
+        for key in config_mod.plaintext_urls(cfg):
+            log.warning("plaintext_transport", key=key,
+                        detail="tls.allow_plaintext is set: this connection is not encrypted")
+        # Stream and API share one session, pinned to tls.pins when set; opened in run().
+        self._lasersell_http: aiohttp.ClientSession | None = None
         self.stream = StreamClient(
             cfg.stream, configure_messages=self._configure_messages, on_high=self._on_high,
             on_low=self._on_low, metrics=self.metrics,
-            on_connection_change=self._on_connection_change, reregister=self._register_wallets)
+            on_connection_change=self._on_connection_change, reregister=self._register_wallets,
+            http_factory=self._lasersell_session)
         self.executor = Executor(
             cfg, wallets=wallets,
-            lander=RpcLander(self.submitter, landing.LandingParams.from_config(cfg.send)),
+            lander=RpcLander(self.submitter, landing.LandingParams.from_config(cfg.send),
+                             self.confirmer),
             journal=self.journal, send_to_stream=self.stream.send, session=self.session,
             metrics=self.metrics,
             notifier=self.notifier if self.control is None else self.control.tee(self.notifier),
-            simulator=Simulator(Confirmer(self.submitter),
-                                cfg.guard.simulation_timeout_ms / 1000))
+            simulator=Simulator(self.confirmer, cfg.guard.simulation_timeout_ms / 1000))
         self.watchdog = Watchdog(self.sd)
         self.health_server = HealthServer(
             cfg.http.listen, self.health, self.metrics,
@@ -156,6 +166,7 @@ class Daemon:
             self._install_signal_handlers()
         await self.submitter.start(warm=True)
         clean_stop = False
+        self.rpc_pool.start()
         try:
             await self._register_wallets()
             await self.notifier.start()
@@ -199,8 +210,13 @@ class Daemon:
         keypairs = [kp for pk in self.wallets.pubkeys()
                     if (kp := self.wallets.for_pubkey(pk)) is not None]
         proofs = [registration_proof(keypair, now_s) for keypair in keypairs]
-        async with aiohttp.ClientSession() as http:
-            await register_wallets(http, self.cfg.stream.api_url, self.cfg.stream.api_key, proofs)
+        await register_wallets(self._lasersell_session(), self.cfg.stream.api_url,
+                               self.cfg.stream.api_key, proofs)
+
+    def _lasersell_session(self) -> aiohttp.ClientSession:
+        if self._lasersell_http is None or self._lasersell_http.closed:
+            self._lasersell_http = lasersell_session(self.cfg.tls.pins)
+        return self._lasersell_http
 
     async def _shutdown(self, stream_task: asyncio.Task[None]) -> None:
         log.info("shutdown_started", in_flight=self.executor.in_flight)
@@ -218,7 +234,10 @@ class Daemon:
             self.control.close()
         await self.health_server.stop()
         await self.notifier.stop()
+        await self.rpc_pool.close()
         await self.submitter.close()
+        if self._lasersell_http is not None:
+            await self._lasersell_http.close()
         await asyncio.to_thread(self.journal.close)
 
     def request_stop(self) -> None:
@@ -354,7 +373,9 @@ class Daemon:
         return assess_health(
             connected=state.connected, configured=state.configured,
             loop_lag_ms=self.watchdog.loop_lag_ms(), journal_healthy=self.journal.healthy,
-            last_signal_age_s=None if last is None else time.monotonic() - last)
+            last_signal_age_s=None if last is None else time.monotonic() - last,
+            unknown_outcomes=len(self.executor.unknown_outcomes),
+            rpc_providers=self.rpc_pool.states(), rpc_preferred=self.rpc_pool.preferred)
 
     def health_body(self) -> dict[str, Any]:
         return health_body(self.health())

@@ -157,6 +157,8 @@ class Executor:
         self._stream_up = True
         # Set by the control API (pause-buys): mirror buys are refused as mirror_paused.
         self.mirror_paused = False
+        # Signatures whose outcome is unknown (past the confirm timeout): health degraded.
+        self.unknown_outcomes: set[str] = set()
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -407,12 +409,24 @@ class Executor:
         """Land ``signed``; while the outcome is unknown it may still land, so keep
         re-broadcasting the same bytes (same signature: it cannot sell twice)."""
         result = await self._land_once(signed, on_submitted, first)
-        while isinstance(result, landing.Unknown):
-            self._journal.record_outcome(attempt_id, "unknown", err=result.reason)
-            log.error("tx_outcome_unknown", signature=signed.signature, reason=result.reason,
-                      detail="RPC cannot tell; re-checking the same transaction")
-            await asyncio.sleep(UNKNOWN_RECHECK_SEC)
-            result = await self._land_once(signed, None)
+        if not isinstance(result, landing.Unknown):
+            return result
+        # Bounded: past confirm_timeout_sec the outcome is reported unknown, alerted once,
+        # and /healthz is degraded until a provider proves it landed, failed or expired.
+        self.unknown_outcomes.add(signed.signature)
+        self._notify("tx_unknown", f"outcome of {signed.signature} unknown: {result.reason}; "
+                     "re-checking the same transaction")
+        try:
+            while isinstance(result, landing.Unknown):
+                self._journal.record_outcome(attempt_id, "unknown", err=result.reason)
+                log.error("tx_outcome_unknown", signature=signed.signature,
+                          reason=result.reason,
+                          detail="RPC cannot tell; re-checking the same transaction")
+                await asyncio.sleep(UNKNOWN_RECHECK_SEC)
+                result = await self._land_once(signed, None)
+        finally:
+            self.unknown_outcomes.discard(signed.signature)
+        log.warning("tx_outcome_resolved", signature=signed.signature, outcome=result.kind)
         return result
 
     async def _land_once(

@@ -1,6 +1,6 @@
 """Durable record of every signal, guard verdict, attempt, submission and outcome.
 
-The journal owns one SQLite file (WAL mode, ``synchronous=NORMAL``, mode 0600) and
+The journal owns one SQLite file (WAL mode, ``synchronous=FULL``, mode 0600) and
 the thread that writes it. Every ``record_*`` call only allocates an id and puts a
 write on a ``queue.SimpleQueue``: the asyncio loop never waits on the disk. The
 writer thread commits whatever is queued in one transaction.
@@ -9,14 +9,14 @@ Ids of signals and attempts come from one in-memory sequence started after the
 largest id on disk, so callers get them before the row exists. One process writes
 a journal file at a time.
 
-Exception: ``record_attempt`` of a signed transaction also appends the attempt (and
-its signal) to ``<path>-inflight`` with one ``os.write`` before it returns, so a
-transaction is on disk before it can be sent. After a ``kill -9`` between the send
-and the commit, ``Journal.open`` replays that file into SQLite as ``pending``
-attempts, and recovery re-lands the very same bytes instead of letting a new sell
-go out beside them. The writer empties the file whenever every logged attempt is
-committed. (Like WAL ``synchronous=NORMAL`` this covers process crashes, not power
-loss.)
+Exception: ``record_attempt`` of a signed transaction also writes the attempt (and
+its signal) to ``<path>-inflight`` and, when the journal is durable (the default),
+``fdatasync``s it before it returns, so a transaction is on disk before it can be
+sent. After a ``kill -9`` or a power cut between the send and the commit,
+``Journal.open`` replays that file into SQLite as ``pending`` attempts, and recovery
+re-lands the very same bytes instead of letting a new sell go out beside them. The
+writer forgets the records whenever every logged attempt is committed, and each commit
+is synced too (``synchronous=FULL``). See ``_IntentLog`` for the file's layout.
 
 Failures never reach the caller. A batch that cannot be committed (disk full,
 read-only or missing directory, I/O error, locked or unreadable file) stays in a
@@ -44,7 +44,7 @@ import sqlite3
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -186,9 +186,10 @@ def migrate(conn: sqlite3.Connection) -> int:
 
 
 def _connect(
-    path: Path, factory: type[sqlite3.Connection] = sqlite3.Connection
+    path: Path, factory: type[sqlite3.Connection] = sqlite3.Connection, durable: bool = True
 ) -> sqlite3.Connection:
-    """Open ``path`` for writing: private file, WAL, synchronous=NORMAL, migrated."""
+    """Open ``path`` for writing: private file, WAL, migrated; ``synchronous=FULL`` (every
+    commit synced) when ``durable``, else ``NORMAL``."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     _create_private(path)
     conn = sqlite3.connect(
@@ -198,7 +199,7 @@ def _connect(
         mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
         if mode != "wal":
             raise JournalError(f"journal_mode is {mode}, not wal")
-        conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute(f"PRAGMA synchronous = {'FULL' if durable else 'NORMAL'}")
         migrate(conn)
     except BaseException:
         conn.close()
@@ -439,44 +440,102 @@ class _Logged:
 
 
 INTENT_SUFFIX: Final = "-inflight"
+INTENT_PREALLOC: Final = 256 << 10  # ~80 records of a signal and its signed transaction
 
 
 class _IntentLog:
     """``<journal>-inflight``: attempts appended (one JSON line each) before they are
-    sent, emptied once all of them are committed to SQLite. See the module docstring."""
+    sent, forgotten once all of them are committed to SQLite. See the module docstring.
 
-    def __init__(self, path: Path) -> None:
+    The file is preallocated with written zeros (``INTENT_PREALLOC`` bytes, synced once
+    at open), and records are written at the log's end with ``pwrite``: within that
+    size the file does not grow, so ``fdatasync`` of a record flushes one data block and
+    no inode update. Once every record is committed, writing starts over at offset 0;
+    the old records are left as they are (they are in SQLite already, and replay
+    inserts with ``INSERT OR IGNORE``, so a stale record adds nothing; a fragment of one
+    does not decode). Records past the preallocated size just extend the file (their
+    sync then includes the size). Nothing here writes more than the record or syncs
+    more than once per record on the caller's thread. ``durable=False`` skips the sync."""
+
+    def __init__(self, path: Path, durable: bool = True,
+                 on_sync: Callable[[float], object] | None = None) -> None:
         self.path = path
+        self.durable = durable
+        self._on_sync = on_sync
         self._lock = threading.Lock()
         self._uncommitted = 0
         self._fd: int | None = None
+        self._end = 0
+
+    def open(self) -> None:
+        """Open and preallocate now (at start-up), so the first append only writes."""
+        with self._lock:
+            self._open_locked()
+
+    def _open_locked(self) -> int:
+        if self._fd is not None:
+            return self._fd
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            _preallocate(fd, INTENT_PREALLOC)
+        except OSError:
+            os.close(fd)
+            raise
+        self._fd, self._end = fd, 0
+        return fd
 
     def append(self, line: bytes) -> bool:
-        """Write one line now; False if it could not be written (disk full, read-only)."""
+        """Write one line now (synced when durable); False if it could not be written."""
         with self._lock:
             try:
-                if self._fd is None:
-                    self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-                written = os.write(self._fd, line)
+                fd = self._open_locked()
+                written = os.pwrite(fd, line, self._end)
+                if written == len(line) and self.durable:
+                    started = time.perf_counter()
+                    os.fdatasync(fd)
+                    self._synced(time.perf_counter() - started)
             except OSError:
                 return False
             if written != len(line):
                 return False
+            self._end += written
             self._uncommitted += 1
             return True
+
+    def _synced(self, seconds: float) -> None:
+        if self._on_sync is not None:
+            self._on_sync(seconds)
+
+    @property
+    def uncommitted(self) -> int:
+        """Records written here whose rows are not committed to SQLite yet."""
+        return self._uncommitted
 
     def committed(self, count: int) -> None:
         with self._lock:
             self._uncommitted = max(0, self._uncommitted - count)
-            if self._uncommitted == 0 and self._fd is not None:
-                with contextlib.suppress(OSError):
-                    os.ftruncate(self._fd, 0)
+            if self._uncommitted == 0:
+                self._end = 0
 
     def close(self) -> None:
         with self._lock:
             if self._fd is not None:
                 os.close(self._fd)
                 self._fd = None
+
+
+def _preallocate(fd: int, size: int) -> None:
+    """Fill the file with written zeros up to ``size`` (synced once). On a disk too full
+    for that, leave it as it was: records then extend the file, which still works."""
+    before = os.fstat(fd).st_size
+    if before >= size:
+        return
+    try:
+        os.pwrite(fd, bytes(size - before), before)
+        os.fsync(fd)
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, before)
 
 
 def _replay_intents(conn: sqlite3.Connection, path: Path) -> int:
@@ -488,6 +547,9 @@ def _replay_intents(conn: sqlite3.Connection, path: Path) -> int:
         return 0
     entries = []
     for line in lines:
+        line = line.strip(b"\0")  # preallocated zeros, and zeroed records
+        if not line:
+            continue
         with contextlib.suppress(msgspec.DecodeError):
             entry = msgspec.json.decode(line)
             if isinstance(entry, dict) and isinstance(entry.get("attempt"), list):
@@ -535,8 +597,9 @@ class _Writer:
     """Runs on the journal thread: owns the write connection, the backlog and retries."""
 
     def __init__(self, path: Path, metrics: Metrics | None, healthy: bool,
-                 intents: _IntentLog | None = None) -> None:
+                 intents: _IntentLog | None = None, durable: bool = True) -> None:
         self.path = path
+        self.durable = durable
         self.metrics = metrics
         self.healthy = healthy
         self.intents = intents
@@ -614,7 +677,7 @@ class _Writer:
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
-            self._conn = _connect(self.path)
+            self._conn = _connect(self.path, durable=self.durable)
         return self._conn
 
     def _execute(self, conn: sqlite3.Connection, ops: list[_Op]) -> None:
@@ -698,12 +761,19 @@ class Journal:
         self._thread.start()
 
     @classmethod
-    def open(cls, path: str | os.PathLike[str], metrics: Metrics | None = None) -> Journal:
+    def open(cls, path: str | os.PathLike[str], metrics: Metrics | None = None,
+             durable: bool = True) -> Journal:
         """Open or create the journal at ``path``. Never raises for disk problems:
-        an unusable path gives an unhealthy journal that keeps retrying."""
+        an unusable path gives an unhealthy journal that keeps retrying.
+
+        ``durable``: the intent record of a signed transaction is synced
+        (``fdatasync``) before ``record_attempt`` returns, and every commit is synced
+        (``synchronous=FULL``), so a power cut cannot lose a sale that went out."""
         target = Path(path).expanduser()
+        intents = _IntentLog(_intent_path(target), durable,
+                             None if metrics is None else metrics.intent_sync_seconds.observe)
         try:
-            conn = _connect(target)
+            conn = _connect(target, durable=durable)
             try:
                 replayed = _replay_intents(conn, _intent_path(target))
                 first_id, healthy = _max_id(conn) + 1, True
@@ -718,12 +788,19 @@ class Journal:
                 metrics.journal_errors.inc()
             get_logger("journal").error("journal_open_failed", error=repr(exc),
                                         path=str(target))
-        return cls(target, _Writer(target, metrics, healthy), first_id)
+        with contextlib.suppress(OSError):  # else opened on the first record
+            intents.open()
+        return cls(target, _Writer(target, metrics, healthy, intents, durable), first_id)
 
     @property
     def healthy(self) -> bool:
         """False while writes fail (or the writer is gone); health reports degraded."""
         return self._writer.healthy and (self._thread.is_alive() or self._closed)
+
+    @property
+    def intents_pending(self) -> int:
+        """Signed transactions in the intent log whose rows are not committed yet."""
+        return self._intents.uncommitted
 
     @property
     def pending_writes(self) -> int:

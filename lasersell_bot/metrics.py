@@ -120,6 +120,22 @@ class Metrics:
             p + "realized_pnl_lamports", "Realized profit of landed exits (quote units)."
         )
         self.journal_errors = Counter(p + "journal_errors_total", "Journal writes that failed.")
+        self.intent_sync_seconds = Histogram(
+            p + "intent_sync_seconds",
+            "fdatasync of the intent record written before a signed transaction is sent.",
+            (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1),
+        )
+        self.rpc_provider_up = Gauge(p + "rpc_provider_up",
+                                     "1 while an RPC provider is up, 0 while it is down.",
+                                     ("provider",))
+        self.rpc_latency_ms = Gauge(p + "rpc_latency_ms",
+                                    "Recent latency of an RPC provider's reads (moving average).",
+                                    ("provider",))
+        self.rpc_requests = Counter(p + "rpc_requests_total",
+                                    "RPC reads by provider and outcome (ok, error).",
+                                    ("provider", "outcome"))
+        self.rpc_switches = Counter(p + "rpc_switches_total",
+                                    "Times reads moved to another preferred RPC provider.")
         self.notify_dropped = Counter(
             p + "notify_dropped_total", "Notifications dropped: queue full, or undelivered "
             "at shutdown.")

@@ -25,7 +25,8 @@ from lasersell_bot.logs import get_logger, register_secret
 from lasersell_bot.metrics import Counter, Metrics
 
 NotifyKind = Literal[
-    "exit_landed", "exit_failed", "guard_refused", "mirror_buy", "unhealthy", "healthy"
+    "exit_landed", "exit_failed", "guard_refused", "mirror_buy", "unhealthy", "healthy",
+    "tx_unknown",
 ]
 LABELS: Final[dict[NotifyKind, str]] = {
     "exit_landed": "Exit landed",
@@ -34,6 +35,7 @@ LABELS: Final[dict[NotifyKind, str]] = {
     "mirror_buy": "Mirror buy",
     "unhealthy": "Bot unhealthy",
     "healthy": "Bot healthy again",
+    "tx_unknown": "Sale outcome UNKNOWN",
 }
 TELEGRAM_API: Final = "https://api.telegram.org"
 MAX_TEXT_CHARS: Final = 2000  # Discord's limit; Telegram allows 4096

@@ -215,6 +215,9 @@ class HealthReport(msgspec.Struct, frozen=True, kw_only=True):
     loop_lag_ms: float = 0.0
     journal_healthy: bool = True
     last_signal_age_s: float | None = None
+    unknown_outcomes: int = 0
+    rpc_providers: dict[str, str] = {}
+    rpc_preferred: str | None = None
 
 
 def assess_health(
@@ -225,6 +228,9 @@ def assess_health(
     journal_healthy: bool,
     last_signal_age_s: float | None,
     lag_threshold_ms: float = 1000.0,
+    unknown_outcomes: int = 0,
+    rpc_providers: Mapping[str, str] | None = None,
+    rpc_preferred: str | None = None,
 ) -> HealthReport:
     """Pure rule: no stream session is down; a half-ready session, journal
     errors or a lagging loop is degraded. Signal silence is reported, not judged."""
@@ -237,6 +243,11 @@ def assess_health(
         reasons.append("journal writes failing")
     if loop_lag_ms > lag_threshold_ms:
         reasons.append(f"event loop lag {loop_lag_ms:.0f}ms")
+    if unknown_outcomes:
+        reasons.append(f"{unknown_outcomes} sale outcome(s) unknown past the confirm timeout")
+    providers = dict(rpc_providers or {})
+    reasons += [f"rpc provider {name} down" for name, state in providers.items()
+                if state != "up"]
     status: HealthStatus = "down" if not connected else ("degraded" if reasons else "ok")
     return HealthReport(
         ok=not reasons,
@@ -247,6 +258,9 @@ def assess_health(
         loop_lag_ms=round(loop_lag_ms, 3),
         journal_healthy=journal_healthy,
         last_signal_age_s=last_signal_age_s,
+        unknown_outcomes=unknown_outcomes,
+        rpc_providers=providers,
+        rpc_preferred=rpc_preferred,
     )
 
 

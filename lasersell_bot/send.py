@@ -46,6 +46,15 @@ from lasersell_bot.landing import (
 )
 from lasersell_bot.logs import REDACTOR, get_logger, register_secret
 from lasersell_bot.metrics import Metrics
+from lasersell_bot.rpcpool import (
+    Probe,
+    Provider,
+    RpcError,
+    RpcPool,
+)
+
+__all__ = ["STATUS_PROBE", "Confirmer", "RpcError", "RpcPool", "Submitter", "Target", "land",
+           "make_target", "providers_of", "rpc_pool", "rpc_targets"]
 
 
 def _log() -> Any:
@@ -72,7 +81,7 @@ FAST_CONNECTIONS = 2
 class Target:
     """One submission endpoint and the constant parts of its request."""
 
-    name: SendTarget
+    name: str  # a SendTarget; extra RPC endpoints (rpc.send_to_all) are rpc_2, rpc_3, ...
     url: str = field(repr=False)
     display: str
     headers: Mapping[str, str] = field(repr=False)
@@ -84,7 +93,7 @@ class Target:
         return _SEND_PREFIX + tx_b64 + self.body_suffix
 
 
-def make_target(name: SendTarget, url: str, api_key: str = "") -> Target:
+def make_target(name: str, url: str, api_key: str = "") -> Target:
     """Build a target; registers every secret found in ``url``/``api_key`` for redaction."""
     _register_url_secrets(url)
     headers = dict(_JSON_HEADERS)
@@ -92,7 +101,7 @@ def make_target(name: SendTarget, url: str, api_key: str = "") -> Target:
         register_secret(api_key)
         if name == "astralane":
             headers["x-api-key"] = api_key
-    extra = _RPC_EXTRA if name == "rpc" else b""
+    extra = _RPC_EXTRA if name.startswith("rpc") else b""
     return Target(
         name=name,
         url=url,
@@ -107,12 +116,22 @@ def targets_from_config(send: SendConfig, rpc: RpcConfig) -> list[Target]:
     """The configured send targets (``send.targets``, else ``[send.mode]``), de-duplicated."""
     names = list(dict.fromkeys(send.targets or [send.mode]))
     urls: dict[SendTarget, str] = {
-        "rpc": rpc.url,
+        "rpc": rpc.endpoints[0],
         "helius_sender": send.helius_sender_url,
         "astralane": send.astralane_url,
     }
-    return [make_target(name, urls[name], send.astralane_api_key if name == "astralane" else "")
-            for name in names]
+    targets = [make_target(name, urls[name],
+                           send.astralane_api_key if name == "astralane" else "")
+               for name in names]
+    if "rpc" in names and rpc.send_to_all:
+        targets += rpc_targets(rpc)[1:]
+    return targets
+
+
+def rpc_targets(rpc: RpcConfig) -> list[Target]:
+    """One target per RPC endpoint (``rpc.urls``, else ``rpc.url``): ``rpc``, ``rpc_2``, ..."""
+    return [make_target("rpc" if index == 0 else f"rpc_{index + 1}", url)
+            for index, url in enumerate(rpc.endpoints)]
 
 
 def display_name(name: str, url: str) -> str:
@@ -153,12 +172,7 @@ class _RpcReply(msgspec.Struct):
     error: _RpcErrorBody | None = None
 
 
-class _BatchReply(_RpcReply):
-    id: Any = None
-
-
 _decode_reply = msgspec.json.Decoder(_RpcReply).decode
-_decode_batch = msgspec.json.Decoder(list[_BatchReply]).decode
 _encode = msgspec.json.Encoder().encode
 
 Verdict = Literal["accepted", "rejected", "transient"]
@@ -249,11 +263,14 @@ class Submitter:
         retry_after_cap: float = 2.0,
         metrics: Metrics | None = None,
         fast_connections: int = 0,
+        more_rpcs: Sequence[Target] = (),
     ) -> None:
         if not targets:
             raise ValueError("at least one send target is required")
         self.targets = tuple(targets)
         self.rpc = next((t for t in self.targets if t.name == "rpc"), rpc)
+        # Every RPC provider, the preferred first: each has a session for reads.
+        self.rpcs = (self.rpc, *more_rpcs)
         self.request_timeout = request_timeout
         self.keepalive_interval = keepalive_interval
         self.retry_after_cap = retry_after_cap
@@ -267,9 +284,11 @@ class Submitter:
     @classmethod
     def from_config(cls, send: SendConfig, rpc: RpcConfig,
                     metrics: Metrics | None = None) -> Submitter:
+        providers = rpc_targets(rpc)
         return cls(
             targets_from_config(send, rpc),
-            make_target("rpc", rpc.url),
+            providers[0],
+            more_rpcs=providers[1:],
             request_timeout=send.request_timeout_ms / 1000,
             keepalive_interval=send.keepalive_interval_sec,
             metrics=metrics,
@@ -278,10 +297,10 @@ class Submitter:
 
     @property
     def endpoints(self) -> tuple[Target, ...]:
-        """Every endpoint with a session: the send targets, and the RPC if not among them."""
-        if any(t.name == "rpc" for t in self.targets):
-            return self.targets
-        return (*self.targets, self.rpc)
+        """Every endpoint with a session: the send targets, and the RPC providers not
+        among them."""
+        names = {t.name for t in self.targets}
+        return (*self.targets, *(t for t in self.rpcs if t.name not in names))
 
     @property
     def in_flight(self) -> int:
@@ -508,63 +527,51 @@ def _result_of(task: asyncio.Task[TargetResult], name: str) -> TargetResult:
 # --- confirmation RPC ---------------------------------------------------------
 
 
-class RpcError(Exception):
-    """An RPC read failed (transport, HTTP status or JSON-RPC error); message has no secrets."""
-
-
 class Confirmer:
-    """JSON-RPC reads on the submitter's RPC session."""
+    """JSON-RPC reads through an ``RpcPool``: the healthiest provider answers, a slow one
+    is hedged, a failing one is skipped. Without a pool, the submitter's RPC session is
+    the one provider."""
 
-    def __init__(self, submitter: Submitter) -> None:
+    def __init__(self, submitter: Submitter, pool: RpcPool | None = None) -> None:
         self._submitter = submitter
         self.target = submitter.rpc
+        self.pool = pool or RpcPool(providers_of(submitter),
+                                    timeout=submitter.request_timeout, hedge_after=0.0)
 
     async def call(self, method: str, params: Sequence[Any] = ()) -> Any:
         """One JSON-RPC call; the ``result``, or ``RpcError``."""
-        body = _encode({"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)})
-        status, payload = await self._post(method, body)
-        return _rpc_result(method, status, payload)
+        return await self.pool.call(method, params)
 
     async def batch(self, calls: Sequence[tuple[str, Sequence[Any]]]) -> list[Any]:
-        """Several calls in one JSON-RPC batch request (one round trip); their results in
-        order. ``BatchUnsupported`` when the RPC does not answer batches; ``RpcError`` when
-        a call fails."""
-        body = _encode([{"jsonrpc": "2.0", "id": i, "method": method, "params": list(params)}
-                        for i, (method, params) in enumerate(calls)])
-        status, payload = await self._post("+".join(method for method, _ in calls), body)
-        return _batch_results(calls, status, payload)
-
-    async def _post(self, what: str, body: bytes) -> tuple[int, bytes]:
-        """POST ``body`` on the warm RPC session: (HTTP status, payload), or RpcError."""
-        session = self._submitter.session(self.target.name)
-        try:
-            async with session.post(self.target.url, data=body) as response:
-                return response.status, await response.read()
-        except TimeoutError:
-            raise RpcError(f"{what}: timeout") from None
-        except aiohttp.ClientError as exc:
-            raise RpcError(f"{what}: connection error: {type(exc).__name__}") from None
+        """Several calls in one JSON-RPC batch (one round trip, one provider, so they see
+        the same state); their results in order. ``BatchUnsupported`` when the provider
+        does not answer batches; ``RpcError`` when a call fails."""
+        results: list[Any] = await self.pool.call_batch(calls)
+        return results
 
     async def signature_statuses(self, signatures: Sequence[str]) -> list[SignatureStatus | None]:
-        result = await self.call("getSignatureStatuses",
-                                 [list(signatures), {"searchTransactionHistory": True}])
-        return [None if v is None else SignatureStatus.from_json(v) for v in result["value"]]
+        """Asked of up to ``rpc.status_fanout`` providers at once; for each signature the
+        most advanced answer counts, so one lagging provider cannot hold it back."""
+        answers = await self.pool.call_many(
+            "getSignatureStatuses", [list(signatures), {"searchTransactionHistory": True}],
+            lambda result: _parse_statuses(result, len(signatures)))
+        return [max((answer[i] for answer in answers), key=_status_rank)
+                for i in range(len(signatures))]
 
     async def signature_status(self, signature: str) -> SignatureStatus | None:
         return (await self.signature_statuses([signature]))[0]
 
     async def is_blockhash_valid(self, blockhash: str) -> bool:
-        result = await self.call("isBlockhashValid", [blockhash, {"commitment": "processed"}])
-        return bool(result["value"])
+        return await self.pool.call("isBlockhashValid", [blockhash, {"commitment": "processed"}],
+                                    _parse_valid)
 
     async def latest_blockhash(self) -> tuple[str, int]:
         """(blockhash, lastValidBlockHeight) at processed commitment."""
-        result = await self.call("getLatestBlockhash", [{"commitment": "processed"}])
-        value = result["value"]
-        return str(value["blockhash"]), int(value["lastValidBlockHeight"])
+        return await self.pool.call("getLatestBlockhash", [{"commitment": "processed"}],
+                                    _parse_latest)
 
     async def block_height(self) -> int:
-        return int(await self.call("getBlockHeight", [{"commitment": "processed"}]))
+        return await self.pool.call("getBlockHeight", [{"commitment": "processed"}], _parse_int)
 
     async def health(self) -> bool:
         try:
@@ -573,42 +580,77 @@ class Confirmer:
             return False
 
 
-class BatchUnsupported(RpcError):
-    """The RPC answered a batch request with something other than a list of replies."""
+def providers_of(submitter: Submitter) -> list[Provider]:
+    """The submitter's RPC providers (preferred first), reading on its warm sessions."""
+    def session_of(name: str) -> Callable[[], aiohttp.ClientSession]:
+        return lambda: submitter.session(name)
+
+    return [Provider(t.url, t.display, session_of(t.name)) for t in submitter.rpcs]
 
 
-def _batch_results(calls: Sequence[tuple[str, Sequence[Any]]], status: int,
-                   payload: bytes) -> list[Any]:
-    if status != 200 and not payload.lstrip().startswith(b"["):
-        raise BatchUnsupported(f"batch: http {status}")
-    try:
-        replies = _decode_batch(payload)
-    except msgspec.DecodeError:
-        raise BatchUnsupported("batch: the reply is not a list of JSON-RPC replies") from None
-    by_id = {reply.id: reply for reply in replies}
-    results = []
-    for index, (method, _) in enumerate(calls):
-        reply = by_id.get(index)
-        if reply is None:
-            raise RpcError(f"{method}: no reply in the batch")
-        if reply.error is not None:
-            message = REDACTOR.clean(reply.error.message)[:200]
-            raise RpcError(f"{method}: rpc {reply.error.code}: {message}")
-        results.append(reply.result)
-    return results
+def rpc_pool(submitter: Submitter, rpc: RpcConfig, metrics: Metrics | None = None) -> RpcPool:
+    """The daemon's pool over every configured RPC provider, with ``[rpc]``'s settings."""
+    return RpcPool(providers_of(submitter), timeout=rpc.timeout_ms / 1000,
+                   hedge_after=rpc.hedge_after_ms / 1000, probe_interval=rpc.probe_interval_sec,
+                   status_fanout=rpc.status_fanout, metrics=metrics, probe=STATUS_PROBE)
 
 
-def _rpc_result(method: str, status: int, payload: bytes) -> Any:
-    if status != 200:
-        raise RpcError(f"{method}: http {status}")
-    try:
-        reply = _decode_reply(payload)
-    except msgspec.DecodeError:
-        raise RpcError(f"{method}: malformed response") from None
-    if reply.error is not None:
-        message = REDACTOR.clean(reply.error.message)[:200]
-        raise RpcError(f"{method}: rpc {reply.error.code}: {message}")
-    return reply.result
+def _parse_one_status(result: Any) -> list[SignatureStatus | None]:
+    return _parse_statuses(result, 1)
+
+
+# The probe of a provider that is down: the status of a well-formed signature nobody
+# made (64 zero bytes, base58), which must come back as [null] in the right shape.
+STATUS_PROBE = Probe("getSignatureStatuses", [["1" * 64], {"searchTransactionHistory": False}],
+                     _parse_one_status)
+
+
+def _parse_statuses(result: Any, count: int) -> list[SignatureStatus | None]:
+    """``getSignatureStatuses``' result, strictly: a ``value`` list of ``count`` entries,
+    each null or an object with an integer slot (else the provider's reply is unusable)."""
+    value = result["value"]
+    if not isinstance(value, list) or len(value) != count:
+        raise ValueError("value is not a list of one entry per signature")
+    statuses: list[SignatureStatus | None] = []
+    for entry in value:
+        if entry is None:
+            statuses.append(None)
+            continue
+        if not isinstance(entry, dict) or not isinstance(entry.get("slot"), int):
+            raise TypeError("status entry without an integer slot")
+        level = entry.get("confirmationStatus")
+        if level is not None and not isinstance(level, str):
+            raise TypeError("confirmationStatus is not a string")
+        statuses.append(SignatureStatus.from_json(entry))
+    return statuses
+
+
+_LEVELS = {"processed": 1, "confirmed": 2, "finalized": 3}
+
+
+def _status_rank(status: SignatureStatus | None) -> int:
+    return 0 if status is None else _LEVELS.get(status.confirmation_status, 1)
+
+
+def _parse_valid(result: Any) -> bool:
+    value = result["value"]
+    if not isinstance(value, bool):
+        raise TypeError("isBlockhashValid value is not a boolean")
+    return value
+
+
+def _parse_latest(result: Any) -> tuple[str, int]:
+    value = result["value"]
+    blockhash, height = value["blockhash"], value["lastValidBlockHeight"]
+    if not isinstance(blockhash, str) or not isinstance(height, int):
+        raise TypeError("getLatestBlockhash value has wrong types")
+    return blockhash, height
+
+
+def _parse_int(result: Any) -> int:
+    if not isinstance(result, int) or isinstance(result, bool):
+        raise TypeError("not an integer")
+    return result
 
 
 # --- land -----------------------------------------------------------------------

@@ -23,7 +23,7 @@ from solders.pubkey import Pubkey
 
 from lasersell_bot.guard.effects import AccountState
 from lasersell_bot.guard.tables import LookupTables, parse_lookup_table
-from lasersell_bot.send import BatchUnsupported, RpcError
+from lasersell_bot.rpcpool import BatchUnsupported, RpcError
 
 _COMMITMENT = "processed"
 

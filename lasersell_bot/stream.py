@@ -198,8 +198,13 @@ class StreamClient:
         on_connection_change: Callable[[bool], None] | None = None,
         http: aiohttp.ClientSession | None = None,
         reregister: Callable[[], Awaitable[None]] | None = None,
+        http_factory: Callable[[], aiohttp.ClientSession] | None = None,
     ) -> None:
+        """``http``: a session to use (not closed here); ``http_factory``: where to get
+        one when ``run`` starts (for example pinned to ``tls.pins``; not closed here
+        either); neither: a plain session of our own."""
         self._cfg = cfg
+        self._http_factory = http_factory
         self._configure_messages = configure_messages
         self._on_high = on_high
         self._on_low = on_low
@@ -236,8 +241,11 @@ class StreamClient:
 
     async def run(self) -> None:
         """Connect, and reconnect with backoff, until ``stop``."""
-        own_http = self._http is None
-        http = self._http or aiohttp.ClientSession()
+        own_http = self._http is None and self._http_factory is None
+        if self._http is not None:
+            http = self._http
+        else:
+            http = self._http_factory() if self._http_factory else aiohttp.ClientSession()
         try:
             async with asyncio.TaskGroup() as tasks:
                 tasks.create_task(self._consume_low_lane())

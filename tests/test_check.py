@@ -23,7 +23,7 @@ import pytest
 import structlog
 from solders.keypair import Keypair
 
-from lasersell_bot.check import describe_connection_error, run_check
+from lasersell_bot.check import run_check
 from lasersell_bot.config import (
     SECRET_SOURCES,
     Config,
@@ -34,6 +34,7 @@ from lasersell_bot.config import (
     WalletConfig,
     dump_config,
 )
+from lasersell_bot.neterrors import describe_connection_error
 from lasersell_bot.protocol import Configure, Ping
 from lasersell_bot.sim.chain import SimChain
 from lasersell_bot.sim.rpc import SimRpcServer
@@ -264,6 +265,26 @@ def _connector_error(cls: type[aiohttp.ClientConnectorError], os_error: OSError)
 ])
 def test_connection_errors_are_described_in_plain_words(error: Exception, words: str) -> None:
     assert describe_connection_error(error).startswith(words)
+
+
+async def test_every_rpc_endpoint_is_checked_on_its_own(
+    tmp_path: Path, rpc: SimRpcServer, stream: SimStreamServer, keypair: Keypair,
+    closed_port: int
+) -> None:
+    """With rpc.urls, a dead second provider is reported even though the first answers."""
+    down = f"http://127.0.0.1:{closed_port}"
+    config = write_config(tmp_path, rpc.url, stream, keypair,
+                          rpc=RpcConfig(urls=[rpc.url, down], send_to_all=True))
+    code, lines = await check(config)
+
+    assert code == 1
+    assert line(lines, "rpc getHealth").startswith("OK   rpc getHealth: ok from rpc(")
+    assert line(lines, "rpc_2 getHealth") == (
+        f"FAIL rpc_2 getHealth: getHealth: connection refused (nothing listens on that port) "
+        f"(rpc_2(127.0.0.1:{closed_port}))")
+    assert line(lines, f"target rpc_2(127.0.0.1:{closed_port})") == (
+        f"FAIL target rpc_2(127.0.0.1:{closed_port}): same endpoint as rpc_2 getHealth, "
+        "which failed")
 
 
 async def test_hanging_rpc_times_out_naming_the_step(

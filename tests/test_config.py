@@ -350,7 +350,8 @@ def test_api_key_required_for_remote_stream(tmp_path: Path) -> None:
     ],
 )
 def test_api_key_optional_only_on_loopback(tmp_path: Path, url: str, allowed: bool) -> None:
-    text = f'[stream]\nurl = "{url}"\n[strategy]\nstop_loss_pct = 10\n'
+    text = (f'[stream]\nurl = "{url}"\n[tls]\nallow_plaintext = true\n'
+            '[strategy]\nstop_loss_pct = 10\n')
     if allowed:
         assert load_text(tmp_path, text).stream.api_key == ""
     else:

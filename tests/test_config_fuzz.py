@@ -208,10 +208,14 @@ def test_non_utf8_and_binary_files_are_config_errors(scratch: Path) -> None:
         CASES["binary"] += 1
 
 
-def test_limit_plaintext_remote_urls_are_accepted(scratch: Path) -> None:
-    """SECURITY.md: ws:// and http:// to a remote host load (Helius' regional senders are
-    plain HTTP); only the guard stands between a plaintext MITM and the key."""
+def test_limit_plaintext_remote_urls_need_the_override(scratch: Path) -> None:
+    """SECURITY.md: ws:// and http:// to a remote host are refused unless
+    tls.allow_plaintext is set (Helius' regional senders are plain HTTP); then only the
+    guard stands between a plaintext MITM and the key."""
     text = ("[strategy]\nstop_loss_pct = 5\n[stream]\nurl = 'ws://stream.example.com/v1/ws'\n"
             "api_key = 'k'\n[rpc]\nurl = 'http://rpc.example.com'\n")
-    result = load(scratch, text)
+    refused = load(scratch, text)
+    assert isinstance(refused, ConfigError)
+    assert str(refused).startswith("stream.url: plaintext ws:// to a host that is not loopback")
+    result = load(scratch, text + "[tls]\nallow_plaintext = true\n")
     assert isinstance(result, Config) and result.stream.url.startswith("ws://")

@@ -108,7 +108,7 @@ def flaky(monkeypatch: pytest.MonkeyPatch) -> Iterator[type[FlakyConnection]]:
     FlakyConnection.fault, FlakyConnection.gate = None, None
     FlakyConnection.statements = []
     monkeypatch.setattr(journal_mod, "_connect",
-                        lambda path: real_connect(path, factory=FlakyConnection))
+                        lambda path, **kw: real_connect(path, factory=FlakyConnection, **kw))
     yield FlakyConnection
     if FlakyConnection.gate is not None:
         FlakyConnection.gate.set()
@@ -208,13 +208,13 @@ def test_ids_stay_unique_across_reopen(path: Path) -> None:
         before[0], before[2], after[0]}
 
 
-def test_wal_synchronous_normal_and_private_files(path: Path,
+def test_wal_synchronous_full_and_private_files(path: Path,
                                                   flaky: type[FlakyConnection]) -> None:
     with Journal.open(path) as j:
         j.record_signal("exit", exit_signal(), T0)
         assert j.flush()
         assert query(path, "PRAGMA journal_mode") == [("wal",)]
-        assert "PRAGMA synchronous = NORMAL" in flaky.statements
+        assert "PRAGMA synchronous = FULL" in flaky.statements
         for name in ("journal.db", "journal.db-wal"):
             assert os.stat(path.parent / name).st_mode & 0o777 == 0o600, name
 

@@ -19,8 +19,9 @@ async def test_short_soak_passes_every_check(tmp_path: Path) -> None:
     assert {c.name for c in summary.checks} == {
         "all positions sold out", "no exit signal lost", "no duplicate sale",
         "every mirror buy reported", "hostile signals refused", "RSS flat",
-        "no task or fd leak"}
+        "no task or fd leak", "rpc blackhole survived"}
     assert ", lost 0, " in summary.check("no exit signal lost").detail
+    assert "switched in " in summary.check("rpc blackhole survived").detail
 
 
 def test_rss_slope_is_least_squares_per_minute() -> None:

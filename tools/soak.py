@@ -17,7 +17,12 @@ checks, printing a table:
 * every mirror buy reported: ``mirror_buy_result`` count == ``mirror_buy_signal`` count;
 * the hostile signals were refused and moved nothing;
 * RSS flat: slope of the resident set size over the second half (judged from 60 s on);
-* no task or file-descriptor leak: asyncio tasks and /proc/self/fd before and after.
+* no task or file-descriptor leak: asyncio tasks and /proc/self/fd before and after;
+* RPC blackhole: the daemon reads from two RPC front-ends on the one chain (``rpc.urls``:
+  a proxy to the simulator's RPC, preferred, and a second RPC server). From 40 % to 80 %
+  of the run the proxy is a black hole (accepts, never answers); reported: the time until
+  the daemon marks it down, the exits landed meanwhile, and (with "no duplicate sale")
+  that nothing was sold twice.
 
 Exit status 0 when every check passes. ``run_soak`` is the same thing for tests.
 """
@@ -40,6 +45,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import structlog
 import tomli_w
@@ -56,8 +62,9 @@ from lasersell_bot import protocol
 from lasersell_bot.config import load_config
 from lasersell_bot.daemon import Daemon
 from lasersell_bot.logs import configure_logging
+from lasersell_bot.sim.blackhole import BlackholeProxy
 from lasersell_bot.sim.chain import decode_transaction
-from lasersell_bot.sim.rpc import b58decode
+from lasersell_bot.sim.rpc import SimRpcServer, b58decode
 from lasersell_bot.sim.stream_server import SimStreamServer
 from lasersell_bot.sim.txbuild import ChainTxFactory
 from lasersell_bot.sim.world import LAMPORTS_PER_SOL, SimWorld
@@ -72,6 +79,10 @@ RSS_JUDGED_AFTER_S = 60.0
 RSS_SLOPE_LIMIT_KIB_PER_MIN = 2048.0
 FAULTS = ("http_429", "http_500", "reset", "rpc_error", "timeout", "accept_no_land")
 FAULT_METHODS = ("sendTransaction", "getSignatureStatuses", "isBlockhashValid")
+RPC_TIMEOUT_MS = 1000
+RPC_PROBE_S = 1.0
+BLACKHOLE_FROM, BLACKHOLE_UNTIL = 0.4, 0.8  # fractions of the run
+QUIET_BEFORE_S = 2.0  # no RPC faults injected from this long before the blackhole
 FINAL_STATES = ("landed", "failed", "expired", "refused", "error", "dry_run")
 
 
@@ -120,13 +131,15 @@ def _write_private(path: Path, data: bytes) -> None:
         out.write(data)
 
 
-def write_config(directory: Path, world: SimWorld, keypair: Keypair, watched: str) -> Path:
+def write_config(directory: Path, world: SimWorld, keypair: Keypair, watched: str,
+                 rpc_urls: list[str]) -> Path:
     key_path = directory / "wallet.json"
     _write_private(key_path, json.dumps(list(bytes(keypair))).encode())
     config = {
         "stream": {"url": world.ws_url, "api_key": "soak-api-key", "api_url": world.api_url,
                    "reconcile_sec": 1.0, "ping_interval_sec": 5.0},
-        "rpc": {"url": world.rpc_url},
+        "rpc": {"urls": rpc_urls, "timeout_ms": RPC_TIMEOUT_MS, "hedge_after_ms": 150,
+                "probe_interval_sec": RPC_PROBE_S, "send_to_all": True},
         "wallets": [{"keypair_path": str(key_path)}],
         "strategy": {"target_profit_pct": 30.0, "stop_loss_pct": 20.0},
         "send": {"mode": "helius_sender", "tip_lamports": 1_000_000,
@@ -196,6 +209,8 @@ class Rig:
         self.held: dict[str, int] = {}  # tokens per mint of the positions opened here
         self.daemon: Daemon | None = None
         self.task: asyncio.Task[int] | None = None
+        self.second = SimRpcServer(self.world.chain, slot_ms=None)  # same chain
+        self.proxy: BlackholeProxy | None = None  # in front of world.rpc: preferred
 
     @property
     def wallet(self) -> Pubkey:
@@ -203,8 +218,13 @@ class Rig:
 
     async def start(self) -> Daemon:
         await self.world.start()
+        await self.second.start()
+        port = urlsplit(self.world.rpc_url).port
+        assert port is not None
+        self.proxy = await BlackholeProxy(port).start()
         self.world.chain.fund(self.wallet, 1_000 * LAMPORTS_PER_SOL)
-        cfg = load_config(write_config(self.directory, self.world, self.keypair, self.watched))
+        cfg = load_config(write_config(self.directory, self.world, self.keypair, self.watched,
+                                       [self.proxy.url, self.second.url + "/"]))
         self.daemon = Daemon(cfg, Wallets.load(cfg.wallets))
         self.task = asyncio.create_task(self.daemon.run(install_signal_handlers=False))
         if not await until(self.connected, 15):
@@ -226,6 +246,9 @@ class Rig:
         if self.daemon is not None and self.task is not None:
             self.daemon.request_stop()
             code = await asyncio.wait_for(self.task, 30)
+        if self.proxy is not None:
+            await self.proxy.stop()
+        await self.second.stop()
         await self.world.stop()
         return code
 
@@ -266,6 +289,7 @@ class Chaos:
         self.steps = 0
         self.drops: list[tuple[int, int]] = []  # (start, end) wall-clock ms of each drop
         self.signatures: set[str] = set()  # of every transaction the RPC received
+        self.rpc_quiet = False
         # Every kind of chaos happens at least once early on, even in a short run.
         self.must: list[Callable[[], Awaitable[None]]] = [
             self.mirror_buy, self.flood, self.disconnect, self.rpc_fault_now, self.hostile,
@@ -284,13 +308,14 @@ class Chaos:
     def harvest(self) -> None:
         """Keep only the signatures of what the RPC received (and drop the simulator's
         frame log), so the simulator's own bookkeeping does not grow the process."""
-        for received in self.world.rpc.received:
-            try:
-                raw = base64.b64decode(received.raw, validate=True)
-            except ValueError:
-                raw = b58decode(received.raw)
-            self.signatures.add(str(decode_transaction(raw).signatures[0]))
-        self.world.rpc.received.clear()
+        for server in (self.world.rpc, self.rig.second):
+            for received in server.received:
+                try:
+                    raw = base64.b64decode(received.raw, validate=True)
+                except ValueError:
+                    raw = b58decode(received.raw)
+                self.signatures.add(str(decode_transaction(raw).signatures[0]))
+            server.received.clear()
         self.world.stream.received.clear()
 
     async def step(self) -> None:
@@ -361,6 +386,8 @@ class Chaos:
         self.rpc_fault()
 
     def rpc_fault(self) -> None:
+        if self.rpc_quiet:  # around the RPC blackhole, so its switch time is its own
+            return
         kind = self.rng.choice(FAULTS)
         method = "sendTransaction" if kind == "accept_no_land" else self.rng.choice(
             FAULT_METHODS)
@@ -482,6 +509,66 @@ def check_sales(world: SimWorld, journal_path: str, opened: dict[str, int],
         f"position+level landed twice {len(doubled)}"))
 
 
+# --------------------------------------------------------------------------- RPC blackhole
+
+
+@dataclass
+class BlackholePhase:
+    """The preferred RPC front-end is a black hole from ``start`` to ``end`` (seconds into
+    the run): when did the daemon mark it down, and how many exits landed meanwhile."""
+
+    rig: Rig
+    chaos: Chaos
+    start: float
+    end: float
+    holed_at: float | None = None
+    switch_s: float | None = None
+    landed_before: float = 0.0
+    landed_during: float = 0.0
+    restored: bool = False
+    restored_at: float | None = None
+
+    def tick(self, now: float) -> None:
+        proxy, daemon = self.rig.proxy, self.rig.running
+        assert proxy is not None
+        landed = daemon.metrics.confirmations.get("landed")
+        preferred = daemon.rpc_pool.providers[0]
+        if not self.chaos.rpc_quiet and self.start - QUIET_BEFORE_S <= now < self.end:
+            self.chaos.rpc_quiet = True  # no new RPC faults; the pending ones go
+            self.rig.world.rpc.faults.clear()
+        # Start once it is up (an injected RPC fault may have had it down for a moment).
+        if self.holed_at is None and now >= self.start and preferred.health.state == "up":
+            proxy.blackhole()
+            self.holed_at, self.landed_before = time.monotonic(), landed
+        if self.holed_at is None or self.restored:
+            return
+        if self.switch_s is None and preferred.health.state == "down":
+            self.switch_s = (preferred.health.down_since or time.monotonic()) - self.holed_at
+        self.landed_during = landed - self.landed_before
+        if now >= self.end:
+            proxy.restore()
+            self.restored, self.restored_at = True, time.monotonic()
+            self.chaos.rpc_quiet = False
+
+    def _held_for(self) -> float:
+        if self.holed_at is None:
+            return 0.0
+        return (self.restored_at or time.monotonic()) - self.holed_at
+
+    def check(self, summary: Summary) -> None:
+        duplicates = summary.check("no duplicate sale")
+        summary.counts["blackhole_exits_landed"] = int(self.landed_during)
+        switched = "never" if self.switch_s is None else f"{self.switch_s:.2f} s"
+        summary.checks.append(Check(
+            "rpc blackhole survived",
+            self.switch_s is not None and duplicates.ok
+            and self.switch_s <= RPC_TIMEOUT_MS / 1000 + RPC_PROBE_S + 0.5,
+            f"preferred RPC blackholed {self._held_for():.1f} s: switched in {switched} "
+            f"(rpc.timeout_ms {RPC_TIMEOUT_MS}, probe every {RPC_PROBE_S:g} s), exits landed "
+            f"meanwhile "
+            f"{self.landed_during:.0f}, duplicate sales {0 if duplicates.ok else 'some'}"))
+
+
 # --------------------------------------------------------------------------- run
 
 
@@ -507,9 +594,12 @@ async def _run(duration: float, seed: int, directory: Path) -> Summary:
         started = time.monotonic()
         daemon = await rig.start()
         chaos = Chaos(rig, rng, summary.counts)
+        hole = BlackholePhase(rig, chaos, duration * BLACKHOLE_FROM,
+                              duration * BLACKHOLE_UNTIL)
         rss: list[tuple[float, int]] = []
         try:
             while (now := time.monotonic() - started) < duration:
+                hole.tick(now)
                 await chaos.step()
                 rss.append((now, rss_kib()))
                 await asyncio.sleep(0.05)
@@ -526,6 +616,7 @@ async def _run(duration: float, seed: int, directory: Path) -> Summary:
     check_signals(rig.world, daemon.cfg.journal.path, chaos.drops, summary)
     chaos.harvest()
     check_sales(rig.world, daemon.cfg.journal.path, rig.held, chaos.signatures, summary)
+    hole.check(summary)
     results = len(rig.world.stream.mirror_results)
     summary.checks.append(Check(
         "every mirror buy reported",

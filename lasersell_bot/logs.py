@@ -26,10 +26,11 @@ _MIN_SECRET_LEN = 6
 # alphanumeric words in a set; byte arrays as runs of comma-separated numbers. The cost
 # of a line does not depend on how many wallets are loaded.
 _KEY_WORD_MIN = 32
-_KEY_WORD = re.compile(r"[0-9A-Za-z]{%d,}+" % _KEY_WORD_MIN)
-_KEY_WORD_FULL = re.compile(r"[0-9A-Za-z]{%d,}\Z" % _KEY_WORD_MIN)
+_KEY_WORD = re.compile(rf"[0-9A-Za-z]{{{_KEY_WORD_MIN},}}+")
+_KEY_WORD_FULL = re.compile(rf"[0-9A-Za-z]{{{_KEY_WORD_MIN},}}\Z")
 _ARRAY_MIN = 16
-_NUMBER_RUN = re.compile(r"(?<![0-9])[0-9]{1,3}(?:\s*,\s*[0-9]{1,3}){%d,}(?![0-9])" % (_ARRAY_MIN - 1))
+_NUMBER_RUN = re.compile(
+    rf"(?<![0-9])[0-9]{{1,3}}(?:\s*,\s*[0-9]{{1,3}}){{{_ARRAY_MIN - 1},}}(?![0-9])")
 _REDACTED = "[REDACTED]"
 
 

@@ -142,7 +142,6 @@ class Daemon:
         if install_signal_handlers:
             self._install_signal_handlers()
         await self.submitter.start(warm=True)
-        self.gc_pauses.install()
         try:
             await self._register_wallets()
             await self.notifier.start()
@@ -164,6 +163,7 @@ class Daemon:
                 await executor_ready.wait()
                 await self.executor.recover()
                 freeze_startup_objects()
+                self.gc_pauses.install()  # from here on, a pause can delay an exit
                 stream_task = tasks.create_task(self.stream.run())
                 await self._stop.wait()
                 await self._shutdown(stream_task)

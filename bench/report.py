@@ -254,7 +254,9 @@ def _tier(tier: dict[str, Any], idle_100_p50: float | None) -> list[str]:
     """The Advanced-tier section: 200 wallets, 20,000 positions, full PnL rate."""
     rss = tier["rss_kib"]
     absorb = tier.get("absorb_s")
-    gc_max = max((tier.get("gc") or {}).values(), default=None)
+    gc = tier.get("gc") or {}
+    gc_max = max(gc.get("wall", {}).values(), default=None)
+    gc_cpu = max(gc.get("cpu", {}).values(), default=None)
     lines = ["", f"## Advanced tier: {tier['wallets']} wallets, {tier['positions']:,} "
              "positions, pnl_flush_ms = 100", "",
              "Own stream and RPC servers; the daemon has one `[[wallets]]` per wallet; "
@@ -271,11 +273,13 @@ def _tier(tier: dict[str, Any], idle_100_p50: float | None) -> list[str]:
              f"| RSS with every position | {rss['with_positions'] / 1024:.1f} MiB | ≤ 300 MB: "
              f"{_mark(rss['with_positions'] / 1024 <= TIER_TARGETS['rss_positions_mib'])} |",
              f"| RSS after the flood phases | {rss['after_phases'] / 1024:.1f} MiB | |",
-             "| largest garbage-collector pause (whole run) | "
-             + (f"{gc_max:.2f} ms | ≤ 2 ms: {_mark(gc_max <= TIER_TARGETS['gc_pause_ms'])} |"
+             "| largest garbage-collector pause (whole run): wall clock / CPU time | "
+             + (f"{gc_max:.2f} ms / {gc_cpu:.2f} ms | ≤ 2 ms: "
+                f"{_mark(gc_max <= TIER_TARGETS['gc_pause_ms'])} (CPU time: "
+                f"{_mark((gc_cpu or 0) <= TIER_TARGETS['gc_pause_ms'])}) |"
                 if gc_max is not None else "not exported | ≤ 2 ms |")]
-    lines += ["", "| phase | sent | decoded | coalesced | dropped | p50 | p99 | max | "
-              "missing | target |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+    lines += ["", "| phase | sent | daemon CPU | decoded | coalesced | dropped | p50 | p99 | "
+              "max | missing | target |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for label, phase in tier["phases"].items():
         s, flood, ingest = phase["summary"], phase["flood"], phase["client_ingest"]
         sent = f"{flood['rate']:,.0f}/s" if flood else "idle"
@@ -292,7 +296,9 @@ def _tier(tier: dict[str, Any], idle_100_p50: float | None) -> list[str]:
                 target += f"; max ≤ {_us(max_t)}: {_mark(s['max'] <= max_t)}"
         late = sum(1 for v in phase["latencies_us"] if v > 100_000)
         target += f"; none missing or late by 100 ms: {_mark(phase['missing'] + late == 0)}"
+        cpu = phase.get("cpu_pct")
         lines.append(f"| {label.replace('_', ' ')} | {sent} | "
+                     f"{'' if cpu is None else f'{cpu:.0f} %'} | "
                      f"{ingest.get('decoded', 0):,.0f} | {ingest.get('coalesced', 0):,.0f} | "
                      f"{ingest.get('dropped', 0):,.0f} | {_us(s['p50'])} | {_us(s['p99'])} | "
                      f"{_us(s['max'])} | {phase['missing']} | {target.lstrip('; ')} |")

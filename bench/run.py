@@ -48,6 +48,7 @@ from bench.common import (
     API_KEY,
     BENCH_DIR,
     REPO_DIR,
+    cpu_seconds,
     now_ns,
     percentile,
     rss_kib,
@@ -194,6 +195,7 @@ class PhaseResult:
     flood: dict[str, Any] = field(default_factory=dict)
     client_ingest: dict[str, Any] = field(default_factory=dict)
     pairs: list[tuple[int, int, int]] = field(default_factory=list)  # seq, written, received
+    cpu_pct: float | None = None  # the client's CPU use during the phase (100 = one core)
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -406,9 +408,11 @@ listen = "127.0.0.1:{self.metrics_port}"
         spec = {"signals": signals, "gap_ms": list(gap_ms or self.plan.gap_ms),
                 "seed": self.plan.seed + len(label), "flood_rate": flood_rate,
                 "flood_frames": flood_frames, "unpaced": unpaced, "flood_kind": flood_kind}
+        cpu_before, wall_before = cpu_seconds(child.pid), time.monotonic()
         answer = await self.post(self.stream_base + "/bench/phase", spec)
+        cpu_pct = 100 * (cpu_seconds(child.pid) - cpu_before) / (time.monotonic() - wall_before)
         after = await self.low_counts() if who == "ours" else None
-        result = PhaseResult(label, flood_rate, signals, flood=answer["flood"])
+        result = PhaseResult(label, flood_rate, signals, flood=answer["flood"], cpu_pct=cpu_pct)
         if before is not None and after is not None and answer["flood"]:
             seconds = answer["flood"]["seconds"] or 1.0
             ingested = after["ingested"] - before["ingested"]
@@ -422,8 +426,8 @@ listen = "127.0.0.1:{self.metrics_port}"
         s = summarize(result.latencies_us)
         print(f"bench: {who} {label}: p50 {s['p50']:.0f} us, p99 {s['p99']:.0f} us, "
               f"max {s['max']:.0f} us, missing {result.missing}, invalid {result.invalid}"
-              + (f", flood {answer['flood'].get('rate', 0):.0f}/s" if answer["flood"] else ""),
-              flush=True)
+              + (f", flood {answer['flood'].get('rate', 0):.0f}/s" if answer["flood"] else "")
+              + f", client CPU {cpu_pct:.0f} %", flush=True)
         return result
 
     async def collect(self, result: PhaseResult, sent: list[list[Any]]) -> None:

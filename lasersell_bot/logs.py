@@ -7,12 +7,14 @@ bytes) are registered with ``register_secret`` when loaded and are replaced by
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import sys
 from collections.abc import MutableMapping
 from typing import Any, TextIO
 
+import msgspec
 import structlog
 
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
@@ -169,7 +171,7 @@ def configure_logging(
     out = stream or sys.stdout
     as_json = fmt == "json" or (fmt == "auto" and not _isatty(out))
     inner: Any = (
-        structlog.processors.JSONRenderer()
+        structlog.processors.JSONRenderer(serializer=_json_line)
         if as_json
         else structlog.dev.ConsoleRenderer(colors=_isatty(out))
     )
@@ -187,6 +189,18 @@ def configure_logging(
         logger_factory=structlog.PrintLoggerFactory(stream),
         cache_logger_on_first_use=cache,
     )
+
+
+_JSON = msgspec.json.Encoder(enc_hook=repr)
+
+
+def _json_line(event_dict: Any, **_: Any) -> str:
+    """One JSON object (msgspec: ~5x the standard library's speed); values JSON cannot
+    hold are written as their ``repr``, like structlog's own fallback."""
+    try:
+        return _JSON.encode(event_dict).decode()
+    except (TypeError, msgspec.EncodeError):  # e.g. keys that are not strings
+        return json.dumps(event_dict, default=repr)
 
 
 def _isatty(out: TextIO) -> bool:

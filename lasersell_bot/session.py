@@ -91,8 +91,13 @@ class DesiredConfig(Struct, frozen=True, kw_only=True):
     deadline_retry_sec: float = 30.0
 
 
-class Position(Struct, frozen=True, kw_only=True):
-    """A snapshot of one open position; the session replaces it when it changes."""
+class Position(Struct, frozen=True, kw_only=True, gc=False):
+    """A snapshot of one open position; the session replaces it when it changes.
+
+    Never tracked by the cycle collector (``gc=False``): a frozen snapshot cannot be part
+    of a cycle, and one is made per PnL frame, so tracked ones would fill the oldest
+    generation and make full collections walk every position.
+    """
 
     opened: PositionOpened
     opened_ms: int

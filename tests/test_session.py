@@ -794,3 +794,13 @@ class DeadlineMachine(RuleBasedStateMachine):
 
 TestDeadlineMachine = DeadlineMachine.TestCase
 TestDeadlineMachine.settings = settings(max_examples=100, stateful_step_count=40, deadline=None)
+
+
+def test_position_snapshots_stay_out_of_the_cycle_collector(session: Session) -> None:
+    import gc
+
+    open_position(session, 1, now_ms=0)
+    session.on_message(frame("pnl_update", position_id=1, profit_units=5), 1)
+    session.on_message(frame("liquidity_snapshot", position_id=1, bands=SEED_BANDS), 2)
+    assert not gc.is_tracked(session.position(1))
+    assert not gc.is_tracked(session._liquidity[1])

@@ -294,6 +294,10 @@ def _tier(tier: dict[str, Any], idle_100_p50: float | None) -> list[str]:
             target = f"p99 ≤ {_us(p99_t)}: {_mark(s['p99'] <= p99_t)}"
             if max_t:
                 target += f"; max ≤ {_us(max_t)}: {_mark(s['max'] <= max_t)}"
+        during = (tier.get("gc_during") or {}).get(label)
+        if during:
+            target += (f"; GC pauses: {during['pauses']:,.0f}, over 2 ms: "
+                       f"{during['over_2ms']:,.0f}, longest ≤ {during['longest_at_most_ms']} ms")
         late = sum(1 for v in phase["latencies_us"] if v > 100_000)
         target += f"; none missing or late by 100 ms: {_mark(phase['missing'] + late == 0)}"
         cpu = phase.get("cpu_pct")

@@ -27,7 +27,7 @@ from bench.common import rss_kib, write_keypair
 from bench.run import Bench, Child, Plan
 from bench.txtemplate import new_wallet_secret
 
-_METRIC = re.compile(r'^(lasersell_bot_[a-z_]+)(?:\{generation="(\d)"\})? (\S+)$')
+_METRIC = re.compile(r'^(lasersell_bot_[a-z_]+)(?:\{(?:generation|le)="([^"]+)"\})? (\S+)$')
 
 
 @dataclass(frozen=True)
@@ -45,6 +45,18 @@ class TierPlan:
 FULL_TIER = TierPlan()
 QUICK_TIER = TierPlan(wallets=20, per_wallet=5, signals=20, floods=(("pnl", 2_000),),
                       startup_timeout_s=60.0, absorb_timeout_s=30.0)
+
+
+def _bucket_delta(before: dict[str, float], after: dict[str, float]) -> dict[str, Any]:
+    """GC pauses during one phase: how many, how many over 2 ms, and the bucket bound of
+    the longest (ms; "+Inf" beyond the last bound)."""
+    if not after:
+        return {}
+    delta = {le: after[le] - before.get(le, 0.0) for le in after}
+    bounds = sorted((le for le in delta if le != "+Inf"), key=float)
+    longest = next((le for le in bounds if delta[le] == delta["+Inf"]), "+Inf")
+    return {"pauses": delta["+Inf"], "over_2ms": delta["+Inf"] - delta.get("2", 0.0),
+            "longest_at_most_ms": longest if delta["+Inf"] else "0"}
 
 
 class TierBench(Bench):
@@ -110,12 +122,14 @@ class TierBench(Bench):
         print(f"bench: tier {total} positions absorbed in {out['absorb_s']:.2f} s", flush=True)
         await asyncio.sleep(self.plan.settle_s)
         out["rss_kib"]["with_positions"] = rss_kib(child.pid)
-        phases = [await self.phase(child, "ours", "tier_idle", tier.signals, gap_ms=tier.gap_ms)]
-        for kind, rate in tier.floods:
-            phases.append(await self.phase(child, "ours", f"tier_{kind}_{rate}", tier.signals,
-                                           flood_rate=rate, flood_kind=kind,
-                                           gap_ms=tier.gap_ms))
-            out.setdefault("gc_after", {})[phases[-1].label] = await self.gc_pauses()
+        runs = [("tier_idle", None, 0), *((f"tier_{k}_{r}", k, r) for k, r in tier.floods)]
+        phases = []
+        for label, kind, rate in runs:
+            before = await self.pause_buckets()
+            phases.append(await self.phase(child, "ours", label, tier.signals, flood_rate=rate,
+                                           flood_kind=kind, gap_ms=tier.gap_ms))
+            out.setdefault("gc_during", {})[label] = _bucket_delta(
+                before, await self.pause_buckets())
         out["rss_kib"]["after_phases"] = rss_kib(child.pid)
         out["gc"] = await self.gc_pauses()
         out["phases"] = {p.label: p.to_json() for p in phases}
@@ -132,6 +146,11 @@ class TierBench(Bench):
                 return time.monotonic() - since
             await asyncio.sleep(0.05)
         return None
+
+    async def pause_buckets(self) -> dict[str, float]:
+        """Cumulative counts of the daemon's GC pause histogram, by upper bound (ms)."""
+        return {le: v for (name, le), v in (await self.metric_values()).items()
+                if name == "lasersell_bot_gc_pause_ms_bucket" and le is not None}
 
     async def metric_values(self) -> dict[tuple[str, str | None], float]:
         try:

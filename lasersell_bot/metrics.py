@@ -121,6 +121,9 @@ class Metrics:
             p + "gc_pause_max_cpu_ms", "CPU time of the longest-running garbage collection "
             "since start (ms; without time the process was not scheduled), by generation.",
             ("generation",))
+        self.gc_pause_ms = Histogram(
+            p + "gc_pause_ms", "Garbage-collector pauses (ms, wall clock), every generation.",
+            (0.1, 0.25, 0.5, 1, 2, 5, 10, 25, 50, 100))
         self.gc_collections = Counter(
             p + "gc_collections_total", "Garbage collections by generation.", ("generation",))
         self.realized_pnl_lamports = Gauge(
@@ -174,6 +177,7 @@ class GcPauses:
         cpu_ms = (time.thread_time_ns() - self._started_cpu_ns) / 1e6
         generation = str(info.get("generation", "?"))
         self._metrics.gc_collections.inc(generation)
+        self._metrics.gc_pause_ms.observe(pause_ms)
         if pause_ms > self._max_ms.get(generation, 0.0):
             self._max_ms[generation] = pause_ms
             self._metrics.gc_pause_max_ms.set(round(pause_ms, 3), generation)

@@ -22,7 +22,9 @@ EXTEND_EVERY_SEC: Final = 5.0
 EXTEND_BY_SEC: Final = 30.0
 # The first session's positions are settled when their count held still this long.
 SETTLED_AFTER_SEC: Final = 2.0
-SETTLE_POLL_SEC: Final = 0.5
+SETTLE_POLL_SEC: Final = 0.1
+# A daemon whose session brings no position stops watching after this long.
+SETTLE_WATCH_SEC: Final = 600.0
 
 
 def freeze_startup_objects() -> None:
@@ -34,16 +36,22 @@ def freeze_startup_objects() -> None:
 
 async def freeze_when_settled(count: Callable[[], int], *,
                               settled_after_sec: float = SETTLED_AFTER_SEC,
-                              poll_sec: float = SETTLE_POLL_SEC) -> None:
-    """Once ``count()`` (open positions) is above zero and has not changed for
-    ``settled_after_sec``, freeze what the first session built, without a collection
-    (a collection now would pause the exit path; cyclic garbage alive at this instant
-    is frozen too, a bounded one-off). Returns after freezing."""
+                              poll_sec: float = SETTLE_POLL_SEC,
+                              watch_sec: float = SETTLE_WATCH_SEC) -> None:
+    """Freeze what the first session builds while its positions arrive (each poll that
+    saw the count grow), and once more when ``count()`` (open positions) has held still
+    for ``settled_after_sec``; then return. No collection: it would pause the exit path,
+    and without these freezes each full collection during the burst walks every
+    position so far. Cyclic garbage alive at a freeze is kept (refcounting still frees
+    the rest), a bounded one-off of the start. Gives up after ``watch_sec``."""
     last, still_since = count(), time.monotonic()
-    while True:
+    give_up = still_since + watch_sec
+    while time.monotonic() < give_up:
         await asyncio.sleep(poll_sec)
         now, current = time.monotonic(), count()
         if current != last:
+            if current > last:
+                gc.freeze()
             last, still_since = current, now
         elif current > 0 and now - still_since >= settled_after_sec:
             gc.freeze()

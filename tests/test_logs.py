@@ -94,3 +94,19 @@ def test_key_material_is_looked_up_in_sets_not_one_pattern() -> None:
     # Only the three non-key secrets go through the alternation, whatever the wallets.
     assert len(redactor._others) == 3
     assert len(redactor._key_words) == 200 * 4  # base58 and hex of key and seed
+
+
+def test_json_lines_fall_back_to_repr_like_structlog() -> None:
+    import json as std_json
+
+    from solders.pubkey import Pubkey
+
+    from lasersell_bot.logs import _json_line
+
+    line = _json_line({"event": "x", "key": Pubkey.default(), "error": ValueError("bad"),
+                       "n": 1, "nested": {"a": [1, 2]}})
+    assert std_json.loads(line) == {"event": "x", "key": repr(Pubkey.default()),
+                                    "error": "ValueError('bad')", "n": 1,
+                                    "nested": {"a": [1, 2]}}
+    assert std_json.loads(_json_line({1: "int key", "event": "y"})) == {
+        "1": "int key", "event": "y"}

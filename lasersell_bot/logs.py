@@ -42,8 +42,8 @@ class Redactor:
     Three lookups, none of which grows with the number of wallets:
 
     - key words: a secret of 32+ letters and digits (base58 or hex keys, long API keys)
-      is found as an alphanumeric word of the line by set membership, or inside a
-      longer word by one lookup of its first 32 characters per position;
+      is found as an alphanumeric word of the line by set membership, or as the start
+      or end of a longer word (``0x`` + hex), one lookup per registered length;
     - byte arrays: a secret given as bytes (16+) is found in any run of comma-separated
       numbers (``[1,2,...]``, ``1, 2, ...``, any spacing), by set membership over the
       run's windows of each registered length;
@@ -53,7 +53,7 @@ class Redactor:
 
     def __init__(self) -> None:
         self._key_words: set[str] = set()
-        self._key_heads: dict[str, list[str]] = {}
+        self._key_lengths: set[int] = set()
         self._arrays: set[bytes] = set()
         self._array_lengths: set[int] = set()
         self._others: set[str] = set()
@@ -64,9 +64,8 @@ class Redactor:
         if len(secret) < _MIN_SECRET_LEN:
             return
         if _KEY_WORD_FULL.match(secret):
-            if secret not in self._key_words:
-                self._key_words.add(secret)
-                self._key_heads.setdefault(secret[:_KEY_WORD_MIN], []).append(secret)
+            self._key_words.add(secret)
+            self._key_lengths.add(len(secret))
         elif secret not in self._others:
             self._others.add(secret)
             self._dirty = True
@@ -98,17 +97,21 @@ class Redactor:
         return text
 
     def _key_words_in(self, words: list[str]) -> set[str]:
-        """Registered key words among ``words``, also inside a longer word (a ``0x``
-        prefix, a concatenation): each start position is one dict lookup."""
-        found = self._key_words.intersection(words)
-        heads = self._key_heads
+        """Registered key words among ``words``, also at the start or end of a longer
+        word (a ``0x`` prefix, a seed's hex inside the keypair's): two set lookups per
+        registered length (key words come in a few lengths: 43-44, 64, 87-88, 128)."""
+        keys = self._key_words
+        found = keys.intersection(words)
         for word in words:
-            if len(word) == _KEY_WORD_MIN or word in found:
+            if word in found:
                 continue
-            for start in range(len(word) - _KEY_WORD_MIN + 1):
-                candidates = heads.get(word[start:start + _KEY_WORD_MIN])
-                if candidates is not None:
-                    found.update(s for s in candidates if word.startswith(s, start))
+            size = len(word)
+            for length in self._key_lengths:
+                if length < size:
+                    if word[:length] in keys:
+                        found.add(word[:length])
+                    if word[-length:] in keys:
+                        found.add(word[-length:])
         return found
 
     def _clean_array(self, match: re.Match[str]) -> str:

@@ -75,11 +75,15 @@ def test_unrelated_numbers_and_public_keys_are_kept() -> None:
     assert redactor.clean(line) == line
 
 
-def test_hex_of_the_seed_inside_the_hex_of_the_keypair() -> None:
+def test_key_words_glued_to_other_letters_or_digits() -> None:
     keypair = Keypair()
-    redactor = Redactor()
-    redactor.add_bytes(keypair.secret())  # only the seed is known
-    assert keypair.secret().hex() not in redactor.clean("x" + bytes(keypair).hex())
+    redactor = loaded([keypair])
+    for form in (bytes(keypair).hex(), keypair.secret().hex(), str(keypair)):
+        for glued in (f"0x{form}", f"{form}h", f"key{form}", f"{form}00"):
+            assert form not in redactor.clean(f"k={glued}"), glued
+    seed_only = Redactor()
+    seed_only.add_bytes(keypair.secret())  # the keypair's hex starts with the seed's
+    assert keypair.secret().hex() not in seed_only.clean(bytes(keypair).hex())
 
 
 def test_url_query_and_authorization_header_values() -> None:

@@ -151,3 +151,15 @@ def test_gc_pauses_are_timed_per_generation() -> None:
     assert metrics.gc_collections.get("2") >= 1
     assert metrics.gc_pause_max_ms.get("2") > 0
     assert "lasersell_bot_gc_pause_max_ms{generation=\"2\"}" in metrics.render()
+
+
+def test_signing_key_cache_holds_every_wallet_of_the_tier() -> None:
+    """The exit path caches each wallet's key bytes (a pubkey derivation costs ~30 us);
+    with 200 wallets the cache must not clear itself every 64 signals."""
+    from lasersell_bot import wallet
+
+    keypairs = [Keypair() for _ in range(WALLETS)]
+    wallet._KEY_CACHE.clear()
+    for keypair in keypairs:
+        wallet._key_bytes(keypair)
+    assert all(wallet._KEY_CACHE[id(kp)][0] is kp for kp in keypairs)

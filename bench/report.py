@@ -260,8 +260,11 @@ def _tier(tier: dict[str, Any], idle_100_p50: float | None) -> list[str]:
     lines = ["", f"## Advanced tier: {tier['wallets']} wallets, {tier['positions']:,} "
              "positions, pnl_flush_ms = 100", "",
              "Own stream and RPC servers; the daemon has one `[[wallets]]` per wallet; "
-             "signals every 10-20 ms rotate over the wallets; floods are one frame per "
-             "position per type per 100 ms flush (`bench/tier.py`).", "",
+             "signals rotate over the wallets, every 2-6 ms idle (the 100-position idle "
+             "schedule) and every 10-20 ms under the floods, which are one frame per "
+             "position per type per 100 ms flush (`bench/tier.py`). GC pauses per phase "
+             "come from the daemon's `lasersell_bot_gc_pause_ms` histogram (wall clock: "
+             "on a shared machine it includes time the process was not scheduled).", "",
              "| figure | lasersell-bot | target |", "|---|---:|---|",
              f"| start-up: spawn to `configure` | {tier['startup_ms'] / 1000:,.2f} s | ≤ 3 s: "
              f"{_mark(tier['startup_ms'] / 1000 <= TIER_TARGETS['startup_s'])} |",

@@ -40,9 +40,11 @@ _LOW_TAGS: Final = frozenset(t.encode() for t in protocol.LOW_PRIORITY_TYPES)
 _TAG_START: Final = len(_LEADING_TAG)
 _POSITION_KEY: Final = b'"position_id":'
 _ID_VALUE: Final = re.compile(rb"\s*(\d{1,19})\s*[,}]")
+LANE_TYPE_CODES: Final = {tag: code for code, tag in enumerate(sorted(_LOW_TAGS))}
+_TYPES: Final = len(LANE_TYPE_CODES)
 # The compact form every server writes: tag, then the id as the second key.
 _FAST_PREFIXES: Final = {
-    _LEADING_TAG + tag + b'",' + _POSITION_KEY: tag for tag in _LOW_TAGS}
+    _LEADING_TAG + tag + b'",' + _POSITION_KEY: code for tag, code in LANE_TYPE_CODES.items()}
 _FAST_LENGTHS: Final = sorted({len(prefix) for prefix in _FAST_PREFIXES})
 _OUTBOX_LIMIT: Final = 1024
 # Wallet registrations in flight at once (an Advanced-tier session has 200 wallets).
@@ -62,9 +64,9 @@ _RECONNECT_REFUSALS: Final = frozenset({"wallet_not_registered"})
 _WS = aiohttp.ClientWebSocketResponse[Literal[False]]
 HighHandler = Callable[[Any, int], None]
 LowHandler = Callable[[Any], None]
-# (type tag, position id digits), or (type tag, serial number) for a frame whose id the
-# byte scan cannot read: such a frame is queued without being coalesced.
-LaneKey = tuple[bytes, bytes | int]
+# position_id x types + type code (an int: hashed for free), or a negative serial number
+# for a frame whose id the byte scan cannot read: it is queued without being coalesced.
+LaneKey = int
 
 
 # --------------------------------------------------------------------------- pure parts
@@ -121,23 +123,23 @@ def low_lane_key(frame: bytes) -> LaneKey | None:
     if not frame.startswith(_LEADING_TAG):
         return None
     for length in _FAST_LENGTHS:  # ~0.3 us instead of ~1 us for the general scan
-        tag = _FAST_PREFIXES.get(frame[:length])
-        if tag is not None:
+        code = _FAST_PREFIXES.get(frame[:length])
+        if code is not None:
             stop = frame.find(b",", length, length + 21)
             digits = frame[length:stop]
             if stop > 0 and digits.isdigit():
-                return tag, digits
+                return int(digits) * _TYPES + code
             break
     end = frame.find(b'"', _TAG_START)
-    tag = frame[_TAG_START:end]
-    if end < 0 or tag not in _LOW_TAGS:
+    code = LANE_TYPE_CODES.get(frame[_TAG_START:end])
+    if end < 0 or code is None:
         return None
     at = frame.find(_POSITION_KEY, end)
     if at > 0 and frame.find(b"{", 1, at) < 0:
         value = _ID_VALUE.match(frame, at + len(_POSITION_KEY))
         if value is not None:
-            return tag, value.group(1)
-    return tag, next(_serials)
+            return int(value.group(1)) * _TYPES + code
+    return -1 - next(_serials)
 
 
 class LowLane:

@@ -17,6 +17,7 @@ from lasersell_bot import protocol as p
 from lasersell_bot.config import StreamConfig
 from lasersell_bot.metrics import Metrics
 from lasersell_bot.stream import (
+    LANE_TYPE_CODES,
     Backoff,
     RegistrationError,
     StreamClient,
@@ -348,13 +349,18 @@ async def test_flood_keeps_every_positions_latest_state(serve: Any) -> None:
 
 
 def test_lane_keys_read_type_and_top_level_position_id() -> None:
-    assert low_lane_key(b'{"type":"pnl_update","position_id":42,"x":1}') == (
-        b"pnl_update", b"42")
-    assert low_lane_key(b'{"type":"trade_tick","a":{"b":1},"position_id": 9 }') is not None
+    types = len(LANE_TYPE_CODES)
+    pnl, trade = LANE_TYPE_CODES[b"pnl_update"], LANE_TYPE_CODES[b"trade_tick"]
+    assert low_lane_key(b'{"type":"pnl_update","position_id":42,"x":1}') == 42 * types + pnl
+    assert low_lane_key(b'{"type":"trade_tick","a":[1],"position_id": 9 }') == (
+        9 * types + trade)
+    assert low_lane_key(b'{"type":"pnl_update","position_id":42}') == 42 * types + pnl
+    assert len({low_lane_key(b'{"type":"%s","position_id":7}' % tag)
+                for tag in LANE_TYPE_CODES}) == types
     nested = low_lane_key(b'{"type":"pnl_update","meta":{"position_id":1},"position_id":2}')
     unread = low_lane_key(b'{"type":"pnl_update","position_id":"x"}')
-    assert nested is not None and isinstance(nested[1], int)  # own key: never coalesced
-    assert unread is not None and isinstance(unread[1], int)
+    assert nested is not None and nested < 0  # a key of its own: never coalesced
+    assert unread is not None and unread < 0 and unread != nested
     assert low_lane_key(b'{"type":"exit_signal_with_tx","position_id":1}') is None
     assert low_lane_key(b'{"meta":{"type":"pnl_update"},"position_id":1}') is None
 

@@ -26,7 +26,6 @@ indexed by id, token account and (wallet, mint), and counts are kept as counters
 
 from __future__ import annotations
 
-import heapq
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -35,6 +34,7 @@ from typing import Any, Final
 import msgspec
 from msgspec import Struct
 
+from lasersell_bot.deadlines import DeadlineHeap
 from lasersell_bot.protocol import (
     BalanceUpdate,
     ClientMessage,
@@ -67,8 +67,6 @@ from lasersell_bot.protocol import (
 
 DEFAULT_RECONCILE_SEC: Final = 3.0
 NOT_REEMITTED: Final = "not_reemitted"
-# The deadline heap is rebuilt when stale entries outnumber live positions this much.
-_HEAP_SLACK: Final = 64
 
 
 def _ms(seconds: float) -> int:
@@ -242,7 +240,7 @@ class Session:
         self._by_token_account: dict[str, int] = {}
         self._by_wallet_mint: dict[tuple[str, str], list[int]] = {}
         self._liquidity: dict[int, _Liquidity] = {}
-        self._deadlines: list[tuple[int, int]] = []
+        self._deadlines = DeadlineHeap(self._is_live)
         self._unconfirmed_count = 0
         self._profit_total = 0
         self.on_wakeup_earlier: Callable[[], None] | None = None
@@ -574,7 +572,7 @@ class Session:
         """When ``on_tick`` next has work, or None; may be in the past (call it now)."""
         if not self._ready:
             return None
-        due = self._earliest_deadline()
+        due = self._deadlines.earliest()
         close = self._reconcile_close_ms
         if due is None or (close is not None and close < due):
             return close
@@ -594,12 +592,8 @@ class Session:
     def _fire_due(self, now_ms: int) -> list[Action]:
         if not self._ready:
             return []
-        heap = self._deadlines
-        popped: list[tuple[int, int]] = []
-        while heap and heap[0][0] <= now_ms:
-            popped.append(heapq.heappop(heap))
         fired: dict[int, Action] = {}  # a position fires once a tick, duplicates or not
-        for due_ms, position_id in popped:
+        for due_ms, position_id in self._deadlines.pop_due(now_ms):
             if position_id not in fired and self._is_live(due_ms, position_id):
                 fired[position_id] = self._fire_deadline(position_id, now_ms)
         return list(fired.values())
@@ -636,25 +630,11 @@ class Session:
         due_ms = tracking.armed_due_ms()
         if due_ms is None:
             return
-        heap = self._deadlines
-        if len(heap) > 2 * len(self._tracking) + _HEAP_SLACK:
-            self._rebuild_heap()
-        entry = (due_ms, position_id)
-        heapq.heappush(heap, entry)
-        if heap[0] == entry:
+        if self._deadlines.needs_rebuild(len(self._tracking)):
+            self._deadlines.rebuild((due, pid) for pid, t in self._tracking.items()
+                                    if (due := t.armed_due_ms()) is not None)
+        if self._deadlines.push(due_ms, position_id):
             self._wakeup_moved()
-
-    def _rebuild_heap(self) -> None:
-        self._deadlines = [(due, pid) for pid, t in self._tracking.items()
-                           if (due := t.armed_due_ms()) is not None]
-        heapq.heapify(self._deadlines)
-
-    def _earliest_deadline(self) -> int | None:
-        """The due time at the top of the heap, skipping (and dropping) stale entries."""
-        heap = self._deadlines
-        while heap and not self._is_live(*heap[0]):
-            heapq.heappop(heap)
-        return heap[0][0] if heap else None
 
     def _wakeup_moved(self) -> None:
         if self.on_wakeup_earlier is not None and self._ready:

@@ -804,3 +804,19 @@ def test_position_snapshots_stay_out_of_the_cycle_collector(session: Session) ->
     session.on_message(frame("liquidity_snapshot", position_id=1, bands=SEED_BANDS), 2)
     assert not gc.is_tracked(session.position(1))
     assert not gc.is_tracked(session._liquidity[1])
+
+
+def test_deadline_heap_skips_stale_entries_lazily() -> None:
+    from lasersell_bot.deadlines import DeadlineHeap
+
+    live = {(30, 3), (20, 2)}
+    heap = DeadlineHeap(lambda due, pid: (due, pid) in live)
+    assert heap.push(30, 3) is True
+    assert heap.push(10, 1) is True  # stale from the start: it is dropped when on top
+    assert heap.push(20, 2) is False
+    assert heap.earliest() == 20 and len(heap) == 2
+    assert heap.pop_due(25) == [(20, 2)]
+    assert heap.earliest() == 30
+    assert heap.needs_rebuild(0) is False
+    heap.rebuild([(5, 9)])
+    assert len(heap) == 1 and heap.pop_due(5) == [(5, 9)]

@@ -87,6 +87,12 @@ def now_ns() -> int:
     return time.monotonic_ns()
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of ``pid`` so far, from /proc/<pid>/stat."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def rss_kib(pid: int) -> int:
     """Resident set size of ``pid`` in KiB, from /proc."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():

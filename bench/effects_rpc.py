@@ -3,7 +3,8 @@
 The bench's exits (``bench.txtemplate``) sell a position's whole 1e9 tokens; their
 simulation is answered as a node would for an honest sell: before, the wallet holds
 ``WALLET_LAMPORTS`` and its token account (the one the template's ATA instruction names)
-the tokens; after, the tokens are gone and the wallet holds ``PROCEEDS_LAMPORTS`` more.
+the tokens; after, the tokens are gone and the wallet holds ``PROCEEDS_LAMPORTS`` more
+(for each bench wallet: the tier phase has 200).
 Every other account is absent. ``getMultipleAccounts`` and ``simulateTransaction`` (with
 the ``accounts`` option) come in one JSON-RPC batch; the token accounts seen in a
 simulation are remembered, so a lone ``getMultipleAccounts`` answers the same.
@@ -29,14 +30,15 @@ PROCEEDS_LAMPORTS = 147_000_000
 
 
 class EffectsRpc:
-    """Pre- and post-state for the bench wallet and the token accounts it sells from."""
+    """Pre- and post-state for the bench wallets and the token accounts they sell from."""
 
-    def __init__(self, wallet: Pubkey) -> None:
-        self.wallet = str(wallet)
-        self.mints: dict[str, bytes] = {}  # token account -> mint bytes
+    def __init__(self, wallets: set[Pubkey]) -> None:
+        self.wallets = {str(w) for w in wallets}
+        self.holdings: dict[str, tuple[bytes, bytes]] = {}  # token account -> (mint, owner)
 
     def learn(self, tx_b64: Any) -> None:
-        """Remember the token account and mint the transaction's ATA instruction names."""
+        """Remember the token account, mint and owner the transaction's ATA instruction
+        names."""
         try:
             message = VersionedTransaction.from_bytes(base64.b64decode(tx_b64)).message
         except (TypeError, ValueError, binascii.Error):
@@ -44,17 +46,19 @@ class EffectsRpc:
         keys = message.account_keys
         for ix in message.instructions:
             if keys[ix.program_id_index] == ATA_PROGRAM and len(ix.accounts) >= 4:
-                self.mints[str(keys[ix.accounts[1]])] = bytes(keys[ix.accounts[3]])
+                self.holdings[str(keys[ix.accounts[1]])] = (bytes(keys[ix.accounts[3]]),
+                                                            bytes(keys[ix.accounts[2]]))
 
     def account(self, address: str, after: bool) -> dict[str, Any] | None:
-        if address == self.wallet:
+        if address in self.wallets:
             lamports = WALLET_LAMPORTS + (PROCEEDS_LAMPORTS if after else 0)
             return _account(lamports, SYSTEM_PROGRAM, b"")
-        mint = self.mints.get(address)
-        if mint is None:
+        holding = self.holdings.get(address)
+        if holding is None:
             return None
+        mint, owner = holding
         amount = 0 if after else POSITION_TOKENS
-        data = (mint + bytes(Pubkey.from_string(self.wallet)) + amount.to_bytes(8, "little")
+        data = (mint + owner + amount.to_bytes(8, "little")
                 + bytes(36) + b"\x01" + bytes(12) + bytes(8) + bytes(36))
         return _account(TOKEN_RENT, TOKEN_PROGRAM, data)
 

@@ -1,7 +1,9 @@
 """Latency distributions from ``latest.json`` as a PNG (runs in bench/.venv-plot).
 
 Left: lasersell-bot vs the SDK baseline, idle and under the heaviest flood, as
-empirical CDFs on a log time axis. Right: lasersell-bot idle vs each flood rate.
+empirical CDFs on a log time axis. Middle: lasersell-bot idle vs each flood rate.
+Right (when the run has a tier phase): 20,000 positions idle and at the tier's full
+PnL / PnL + liquidity rates, beside the 100-position idle curve.
 
 Usage: python -m bench.plot latest.json latency.png
 """
@@ -31,7 +33,10 @@ def main(source: str, target: str) -> None:
     floods = [label for label in ours if label.startswith("flood_")]
     heaviest = floods[-1] if floods else None
 
-    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5), sharey=True)
+    tier = results.get("tier", {}).get("phases", {})
+    fig, axes = plt.subplots(1, 3 if tier else 2, figsize=(19 if tier else 13, 5),
+                             sharey=True)
+    left, right = axes[0], axes[1]
     series = [("lasersell-bot idle", ours.get("idle"), "tab:blue", "-")]
     if heaviest:
         series.append((f"lasersell-bot {heaviest}/s", ours[heaviest], "tab:blue", "--"))
@@ -56,7 +61,21 @@ def main(source: str, target: str) -> None:
             right.plot(xs, ys, color=color, label=label.replace("_", " ") +
                        ("" if label == "idle" else " frames/s"))
     right.set_title("lasersell-bot: idle vs low-priority floods")
-    for axis in (left, right):
+    if tier:
+        third = axes[2]
+        idle = ours.get("idle")
+        if idle and idle["latencies_us"]:
+            xs, ys = ecdf(idle["latencies_us"])
+            third.plot(xs, ys, color="tab:blue", linestyle=":", label="100 positions idle")
+        for (label, phase), color in zip(tier.items(), colors, strict=False):
+            if phase["latencies_us"]:
+                xs, ys = ecdf(phase["latencies_us"])
+                rate = phase["flood"].get("rate") if phase["flood"] else None
+                name = label.replace("tier_", "").replace("_", " ")
+                third.plot(xs, ys, color=color,
+                           label=f"{name} (sent {rate:,.0f}/s)" if rate else name)
+        third.set_title(f"Advanced tier: {results['tier']['positions']:,} positions")
+    for axis in axes:
         axis.set_xscale("log")
         axis.set_xlabel("signal-to-wire (µs, log scale)")
         axis.grid(True, which="both", alpha=0.3)

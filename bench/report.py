@@ -41,7 +41,7 @@ def _phase(results: dict[str, Any], who: str, label: str) -> dict[str, Any] | No
 
 
 def render_markdown(results: dict[str, Any], plot: str | None) -> str:
-    ours = results["ours"]
+    ours = results.get("ours")
     base = results.get("baseline")
     machine = results["machine"]
     lines = [
@@ -63,6 +63,9 @@ def render_markdown(results: dict[str, Any], plot: str | None) -> str:
     if "sdk_packages" in machine:
         lines.append("- baseline venv (bench/.venv-sdk): "
                      + ", ".join(f"{k} {v}" for k, v in machine["sdk_packages"].items()))
+    if ours is None:  # --tier-only
+        lines += _tier(results["tier"], None) if "tier" in results else []
+        return "\n".join(lines) + "\n"
     lines += ["", "## Results", "",
               "Signal-to-wire: stream server `monotonic_ns` just before it writes the "
               "`exit_signal_with_tx` frame, to the RPC server's `monotonic_ns` once the whole "
@@ -85,6 +88,9 @@ def render_markdown(results: dict[str, Any], plot: str | None) -> str:
         lines += _stages(results["stages"])
     if "throughput" in ours:
         lines += _throughput(ours["throughput"])
+    if "tier" in results:
+        idle = _phase(results, "ours", "idle")
+        lines += _tier(results["tier"], idle["summary"]["p50"] if idle else None)
     if plot:
         lines += ["", "## Latency distributions", "", f"![latency distributions]({plot})"]
     lines += ["", "## Method", "", *_method(results)]
@@ -287,6 +293,74 @@ def _throughput(data: dict[str, Any]) -> list[str]:
                      f"{_us(s['p50'])} | {_us(s['p99'])} | {_us(s['max'])} | "
                      f"{'yes' if step['kept_up'] and step['on_time'] else 'no'} | "
                      f"{'yes' if step['kept_up'] and step['on_time_p99'] else 'no'} |")
+    return lines
+
+
+TIER_TARGETS = {"startup_s": 3.0, "rss_start_mib": 150.0, "rss_positions_mib": 300.0,
+                "absorb_s": 2.0, "gc_pause_ms": 2.0}
+# Per flood kind: (p99 target µs, max target µs or None).
+TIER_FLOOD_TARGETS = {"pnl": (2_000.0, 10_000.0), "pnl_liquidity": (5_000.0, None)}
+
+
+def _tier(tier: dict[str, Any], idle_100_p50: float | None) -> list[str]:
+    """The Advanced-tier section: 200 wallets, 20,000 positions, full PnL rate."""
+    rss = tier["rss_kib"]
+    absorb = tier.get("absorb_s")
+    gc = tier.get("gc") or {}
+    gc_max = max(gc.get("wall", {}).values(), default=None)
+    gc_cpu = max(gc.get("cpu", {}).values(), default=None)
+    lines = ["", f"## Advanced tier: {tier['wallets']} wallets, {tier['positions']:,} "
+             "positions, pnl_flush_ms = 100", "",
+             "Own stream and RPC servers; the daemon has one `[[wallets]]` per wallet; "
+             "signals rotate over the wallets, every 2-6 ms idle (the 100-position idle "
+             "schedule) and every 10-20 ms under the floods, which are one frame per "
+             "position per type per 100 ms flush (`bench/tier.py`). GC pauses per phase "
+             "come from the daemon's `lasersell_bot_gc_pause_ms` histogram (wall clock: "
+             "on a shared machine it includes time the process was not scheduled).", "",
+             "| figure | lasersell-bot | target |", "|---|---:|---|",
+             f"| start-up: spawn to `configure` | {tier['startup_ms'] / 1000:,.2f} s | ≤ 3 s: "
+             f"{_mark(tier['startup_ms'] / 1000 <= TIER_TARGETS['startup_s'])} |",
+             f"| RSS at `configure` | {rss['at_configure'] / 1024:.1f} MiB | ≤ 150 MB: "
+             f"{_mark(rss['at_configure'] / 1024 <= TIER_TARGETS['rss_start_mib'])} |",
+             f"| {tier['positions']:,} `position_opened` absorbed | "
+             + (f"{absorb:.2f} s | ≤ 2 s: {_mark(absorb <= TIER_TARGETS['absorb_s'])} |"
+                if absorb is not None else "not within the timeout | ≤ 2 s: **missed** |"),
+             f"| RSS with every position | {rss['with_positions'] / 1024:.1f} MiB | ≤ 300 MB: "
+             f"{_mark(rss['with_positions'] / 1024 <= TIER_TARGETS['rss_positions_mib'])} |",
+             f"| RSS after the flood phases | {rss['after_phases'] / 1024:.1f} MiB | |",
+             "| largest garbage-collector pause (whole run): wall clock / CPU time | "
+             + (f"{gc_max:.2f} ms / {gc_cpu:.2f} ms | ≤ 2 ms: "
+                f"{_mark(gc_max <= TIER_TARGETS['gc_pause_ms'])} (CPU time: "
+                f"{_mark((gc_cpu or 0) <= TIER_TARGETS['gc_pause_ms'])}) |"
+                if gc_max is not None else "not exported | ≤ 2 ms |")]
+    lines += ["", "| phase | sent | daemon CPU | decoded | coalesced | dropped | p50 | p99 | "
+              "max | missing | target |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+    for label, phase in tier["phases"].items():
+        s, flood, ingest = phase["summary"], phase["flood"], phase["client_ingest"]
+        sent = f"{flood['rate']:,.0f}/s" if flood else "idle"
+        target = ""
+        if label == "tier_idle" and idle_100_p50:
+            ratio = s["p50"] / idle_100_p50
+            target = f"p50 within 10 % of 100-position idle: {ratio:.2f}x {_mark(ratio <= 1.1)}"
+        kind = next((k for k in TIER_FLOOD_TARGETS if label == f"tier_{k}_"
+                     + label.rsplit("_", 1)[-1]), None)
+        if kind:
+            p99_t, max_t = TIER_FLOOD_TARGETS[kind]
+            target = f"p99 ≤ {_us(p99_t)}: {_mark(s['p99'] <= p99_t)}"
+            if max_t:
+                target += f"; max ≤ {_us(max_t)}: {_mark(s['max'] <= max_t)}"
+        during = (tier.get("gc_during") or {}).get(label)
+        if during:
+            target += (f"; GC pauses: {during['pauses']:,.0f}, over 2 ms: "
+                       f"{during['over_2ms']:,.0f}, longest ≤ {during['longest_at_most_ms']} ms")
+        late = sum(1 for v in phase["latencies_us"] if v > 100_000)
+        target += f"; none missing or late by 100 ms: {_mark(phase['missing'] + late == 0)}"
+        cpu = phase.get("cpu_pct")
+        lines.append(f"| {label.replace('_', ' ')} | {sent} | "
+                     f"{'' if cpu is None else f'{cpu:.0f} %'} | "
+                     f"{ingest.get('decoded', 0):,.0f} | {ingest.get('coalesced', 0):,.0f} | "
+                     f"{ingest.get('dropped', 0):,.0f} | {_us(s['p50'])} | {_us(s['p99'])} | "
+                     f"{_us(s['max'])} | {phase['missing']} | {target.lstrip('; ')} |")
     return lines
 
 

@@ -14,7 +14,7 @@ expected wallet, and reported with its memo sequence number, message digest and
 receive time. ``GET /bench/count`` is cheap; ``POST /bench/clear`` forgets what was
 received.
 
-Usage: python -m bench.rpc_server --wallet PUBKEY
+Usage: python -m bench.rpc_server --wallet PUBKEY  (or --wallets-file wallets.json)
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ import argparse
 import asyncio
 import base64
 import binascii
+import json
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -50,9 +52,9 @@ _HEADERS = {"Content-Type": "application/json"}
 
 
 class BenchRpc:
-    def __init__(self, wallet: str) -> None:
-        self.wallet = Pubkey.from_string(wallet)
-        self.effects = EffectsRpc(self.wallet)
+    def __init__(self, wallets: list[str]) -> None:
+        self.wallets = {Pubkey.from_string(wallet) for wallet in wallets}
+        self.effects = EffectsRpc(self.wallets)
         self.received: list[tuple[int, bytes]] = []
         self.counts: dict[str, int] = {}
 
@@ -156,7 +158,7 @@ class BenchRpc:
         keys = tx.message.account_keys
         signers = tx.message.header.num_required_signatures
         why = ""
-        if signers != 1 or keys[0] != self.wallet:
+        if signers != 1 or keys[0] not in self.wallets:
             why = "fee payer is not the bench wallet or extra signers"
         elif not all(tx.verify_with_results()):
             why = "signature does not verify"
@@ -166,10 +168,14 @@ class BenchRpc:
 
 async def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--wallet", required=True)
+    parser.add_argument("--wallet", action="append", default=[])
+    parser.add_argument("--wallets-file", help="JSON list of wallet pubkeys (tier phase)")
     parser.add_argument("--port", type=int, default=0)
     args = parser.parse_args()
-    rpc = BenchRpc(args.wallet)
+    wallets = list(args.wallet)
+    if args.wallets_file:
+        wallets += json.loads(Path(args.wallets_file).read_text())
+    rpc = BenchRpc(wallets)
     server = web.Server(rpc.handle, access_log=None)
     loop = asyncio.get_running_loop()
     listener = await loop.create_server(server, "127.0.0.1", args.port)

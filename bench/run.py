@@ -12,7 +12,11 @@ signer, message identical to what the stream server sent) in the RPC process.
 
 Writes ``<out>/latest.json`` (raw), ``<out>/latest.md`` and ``<out>/latency.png``.
 
-Usage: python -m bench.run [--quick] [--out DIR] [--no-baseline] [--no-plot]
+The tier phase (``bench/tier.py``: 200 wallets, 20,000 positions, PnL and liquidity at
+the Advanced tier's full rate) runs last, with its own servers.
+
+Usage: python -m bench.run [--quick] [--out DIR] [--no-baseline] [--no-plot] [--no-tier]
+                           [--tier-only]
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ from bench.common import (
     API_KEY,
     BENCH_DIR,
     REPO_DIR,
+    cpu_seconds,
     now_ns,
     percentile,
     rss_kib,
@@ -198,6 +203,7 @@ class PhaseResult:
     flood: dict[str, Any] = field(default_factory=dict)
     client_ingest: dict[str, Any] = field(default_factory=dict)
     pairs: list[tuple[int, int, int]] = field(default_factory=list)  # seq, written, received
+    cpu_pct: float | None = None  # the client's CPU use during the phase (100 = one core)
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -226,6 +232,7 @@ class Bench:
         self.results: dict[str, Any] = {}
         self.children: list[Child] = []
         self.journal_durable_line = ""  # e.g. "durable = false" (--journal-durable)
+        self.startup_timeout_s = 60.0
 
     # ----------------------------------------------------------------- plumbing
 
@@ -389,7 +396,7 @@ listen = "127.0.0.1:{self.metrics_port}"
         before = (await self.get(self.stream_base + "/bench/state"))["session_id"]
         child = self.spawn(who)
         self.children.append(child)
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + self.startup_timeout_s
         while time.monotonic() < deadline:
             state = await self.get(self.stream_base + "/bench/state")
             if state["session_id"] != before and state["configured_at_ns"]:
@@ -397,7 +404,7 @@ listen = "127.0.0.1:{self.metrics_port}"
                 return child, startup_ms
             if not child.alive():
                 break
-            await asyncio.sleep(0.005)
+            await asyncio.sleep(0.005 if time.monotonic() - child.spawned_ns / 1e9 < 5 else 0.05)
         child.stop()
         raise RuntimeError(f"{who} never sent configure; see {child.log_path}")
 
@@ -469,31 +476,34 @@ listen = "127.0.0.1:{self.metrics_port}"
     async def phase(self, child: Child, who: str, label: str, signals: int, *,
                     flood_rate: int = 0, flood_frames: int | None = None,
                     gap_ms: tuple[float, float] | None = None,
-                    unpaced: bool = False) -> PhaseResult:
+                    unpaced: bool = False, flood_kind: str | None = None) -> PhaseResult:
         if not child.alive():
             raise RuntimeError(f"{who} exited; see {child.log_path}")
         await self.post(self.rpc_base + "/bench/clear")
         before = await self.low_counts() if who == "ours" else None
         spec = {"signals": signals, "gap_ms": list(gap_ms or self.plan.gap_ms),
                 "seed": self.plan.seed + len(label), "flood_rate": flood_rate,
-                "flood_frames": flood_frames, "unpaced": unpaced}
+                "flood_frames": flood_frames, "unpaced": unpaced, "flood_kind": flood_kind}
+        cpu_before, wall_before = cpu_seconds(child.pid), time.monotonic()
         answer = await self.post(self.stream_base + "/bench/phase", spec)
+        cpu_pct = 100 * (cpu_seconds(child.pid) - cpu_before) / (time.monotonic() - wall_before)
         after = await self.low_counts() if who == "ours" else None
-        result = PhaseResult(label, flood_rate, signals, flood=answer["flood"])
+        result = PhaseResult(label, flood_rate, signals, flood=answer["flood"], cpu_pct=cpu_pct)
         if before is not None and after is not None and answer["flood"]:
             seconds = answer["flood"]["seconds"] or 1.0
             ingested = after["ingested"] - before["ingested"]
             result.client_ingest = {
                 "decoded": after["decoded"] - before["decoded"],
                 "dropped": after["dropped"] - before["dropped"],
+                "coalesced": after["coalesced"] - before["coalesced"],
                 "ingested": ingested, "rate": ingested / seconds}
         await self.collect(result, answer["sent"])
         (self.workdir / f"pairs_{who}_{label}.json").write_text(json.dumps(result.pairs))
         s = summarize(result.latencies_us)
         print(f"bench: {who} {label}: p50 {s['p50']:.0f} us, p99 {s['p99']:.0f} us, "
               f"max {s['max']:.0f} us, missing {result.missing}, invalid {result.invalid}"
-              + (f", flood {answer['flood'].get('rate', 0):.0f}/s" if answer["flood"] else ""),
-              flush=True)
+              + (f", flood {answer['flood'].get('rate', 0):.0f}/s" if answer["flood"] else "")
+              + f", client CPU {cpu_pct:.0f} %", flush=True)
         return result
 
     async def collect(self, result: PhaseResult, sent: list[list[Any]]) -> None:
@@ -528,18 +538,26 @@ listen = "127.0.0.1:{self.metrics_port}"
             result.latencies_us.append((record["t_ns"] - written_ns) / 1000)
             result.pairs.append((seq, written_ns, record["t_ns"]))
 
-    async def low_counts(self) -> dict[str, float]:
+    async def metrics_text(self) -> str:
         assert self.http is not None
         async with self.http.get(f"http://127.0.0.1:{self.metrics_port}/metrics") as resp:
-            text = await resp.text()
-        decoded = dropped = 0.0
-        for line in text.splitlines():
+            return await resp.text()
+
+    async def low_counts(self) -> dict[str, float]:
+        """Low-priority frames the daemon read: decoded, dropped, and coalesced (replaced
+        by a newer one for the same position before it was read; absent before that
+        lane existed)."""
+        decoded = dropped = coalesced = 0.0
+        for line in (await self.metrics_text()).splitlines():
             if line.startswith("lasersell_bot_frames_total{"):
                 if any(f'type="{t}"' in line for t in LOW_TYPES):
                     decoded += float(line.rsplit(" ", 1)[1])
             elif line.startswith("lasersell_bot_low_lane_dropped_total "):
                 dropped = float(line.rsplit(" ", 1)[1])
-        return {"decoded": decoded, "dropped": dropped, "ingested": decoded + dropped}
+            elif line.startswith("lasersell_bot_low_lane_coalesced_total "):
+                coalesced = float(line.rsplit(" ", 1)[1])
+        return {"decoded": decoded, "dropped": dropped, "coalesced": coalesced,
+                "ingested": decoded + dropped + coalesced}
 
     async def throughput(self, child: Child, who: str, idle_p50: float) -> dict[str, Any]:
         """Step the offered low-priority rate up; a step is sustained when the server wrote
@@ -689,6 +707,17 @@ def _git_describe() -> str:
 # --------------------------------------------------------------------------- main
 
 
+def run_tier(plan: Plan, quick: bool, workdir: Path, daemon_src: Path | None,
+             wrap_daemon: list[str]) -> dict[str, Any]:
+    from bench.tier import FULL_TIER, QUICK_TIER, TierBench
+
+    tier_dir = workdir / "tier"
+    tier_dir.mkdir()
+    tier = TierBench(plan, QUICK_TIER if quick else FULL_TIER, tier_dir, daemon_src,
+                     wrap_daemon)
+    return asyncio.run(tier.run())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true",
@@ -708,6 +737,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                              "out, so the daemon's default applies)")
     parser.add_argument("--wrap-daemon", default="",
                         help='profile the daemon, e.g. "py-spy record -o prof.svg --"')
+    parser.add_argument("--no-tier", action="store_true", help="skip the tier phase")
+    parser.add_argument("--tier-only", action="store_true",
+                        help="only the tier phase (200 wallets, 20,000 positions)")
     args = parser.parse_args(argv)
     plan = QUICK if args.quick else FULL
     if args.signals:
@@ -716,7 +748,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         plan = replace(plan, flood_rates=tuple(int(r) for r in args.floods.split(",")))
     if args.api_load:
         plan = replace(plan, api_load=True)
-    baseline = not args.no_baseline
+    baseline = not args.no_baseline and not args.tier_only
     if baseline:
         ensure_venv(SDK_VENV, SDK_REQUIREMENT)
     out_dir = Path(args.out)
@@ -725,10 +757,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.time()
     load_start = os.getloadavg()
     try:
-        bench = Bench(plan, workdir, baseline, shlex.split(args.wrap_daemon), args.daemon_src)
-        if args.journal_durable:
-            bench.journal_durable_line = f"durable = {args.journal_durable}"
-        results = asyncio.run(bench.run())
+        results: dict[str, Any] = {}
+        if not args.tier_only:
+            bench = Bench(plan, workdir, baseline, shlex.split(args.wrap_daemon),
+                          args.daemon_src)
+            if args.journal_durable:
+                bench.journal_durable_line = f"durable = {args.journal_durable}"
+            results = asyncio.run(bench.run())
+        if not args.no_tier:
+            results["tier"] = run_tier(plan, args.quick, workdir, args.daemon_src,
+                                       shlex.split(args.wrap_daemon))
     finally:
         if not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)
@@ -741,7 +779,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     results["date"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     (out_dir / "latest.json").write_text(json.dumps(results))
     plot = None
-    if not args.no_plot:
+    if not args.no_plot and "ours" in results:
         plot_python = ensure_venv(PLOT_VENV, PLOT_REQUIREMENT)
         plot = out_dir / "latency.png"
         subprocess.run([str(plot_python), "-m", "bench.plot", str(out_dir / "latest.json"),

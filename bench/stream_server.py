@@ -11,7 +11,14 @@ Control API (used by ``bench.run``): ``GET /bench/state``, ``POST /bench/reset``
 ``POST /bench/phase`` (send a signal schedule, optionally under a paced or unpaced
 flood of pnl_update / liquidity_snapshot / trade_tick; answers when done).
 
+With ``--wallets-file`` (the tier phase: e.g. 200 wallets x 100 positions) every
+position is announced, the signals rotate over one real transaction template per
+wallet, and the floods are per position, as a ``pnl_flush_ms`` flush sends them:
+``pnl`` (one ``pnl_update`` per position per cycle) or ``pnl_liquidity`` (a
+``pnl_update`` and a ``liquidity_snapshot`` per position per cycle).
+
 Usage: python -m bench.stream_server --wallet PUBKEY
+       python -m bench.stream_server --wallets-file wallets.json --positions-per-wallet 100
 """
 
 from __future__ import annotations
@@ -19,9 +26,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import dataclasses
+import hashlib
+import json
 import random
 import struct
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -114,13 +125,82 @@ def flood_frames(positions: list[PositionTx]) -> list[bytes]:
     return [ws_frame(_json.encode(f)) for f in frames]
 
 
+@dataclass(frozen=True)
+class Announced:
+    """A position as ``position_opened`` announces it."""
+
+    position_id: int
+    wallet: str
+    mint: str
+    token_account: str
+
+
+def _fake_pubkey(label: bytes) -> str:
+    from solders.pubkey import Pubkey
+
+    return str(Pubkey(hashlib.sha256(label).digest()))
+
+
+def tier_positions(wallets: list[str], per_wallet: int) -> tuple[
+        list[tuple[str, PositionTx]], list[Announced]]:
+    """One real transaction template per wallet (its first position carries the
+    signals) and every position announced (ids 1..wallets x per_wallet)."""
+    from solders.pubkey import Pubkey
+
+    signal_positions: list[tuple[str, PositionTx]] = []
+    announced: list[Announced] = []
+    for w, wallet in enumerate(wallets):
+        first = w * per_wallet + 1
+        template = dataclasses.replace(build_positions(Pubkey.from_string(wallet), 1)[0],
+                                       position_id=first)
+        signal_positions.append((wallet, template))
+        announced.append(Announced(first, wallet, template.mint, template.token_account))
+        for k in range(1, per_wallet):
+            pid = first + k
+            announced.append(Announced(pid, wallet, _fake_pubkey(b"mint%d" % pid),
+                                       _fake_pubkey(b"ata%d" % pid)))
+    return signal_positions, announced
+
+
+def per_position_frames(announced: list[Announced], with_liquidity: bool) -> list[bytes]:
+    """Two flush cycles over every position (values differ between cycles)."""
+    frames = []
+    server_ms = wall_ms()
+    for cycle in range(2):
+        for pos in announced:
+            proceeds = 100_000_000 + (pos.position_id * 7919 + cycle * 104_729) % 60_000_000
+            frames.append(_json.encode({
+                "type": "pnl_update", "position_id": pos.position_id,
+                "profit_units": proceeds - 100_000_000, "proceeds_units": proceeds,
+                "server_time_ms": server_ms + cycle * 100,
+                "token_price_quote": 1_000 + pos.position_id % 50_000}))
+            if with_liquidity:
+                frames.append(_json.encode({
+                    "type": "liquidity_snapshot", "position_id": pos.position_id, "bands": [
+                        {"slippage_bps": bps, "max_tokens": 1_000_000_000 * bps // 500,
+                         "coverage_pct": min(100.0, bps / 5)} for bps in (100, 250, 500)],
+                    "liquidity_trend": ("growing", "stable", "draining")[
+                        (pos.position_id + cycle) % 3],
+                    "server_time_ms": server_ms + cycle * 100}))
+    return [ws_frame(f) for f in frames]
+
+
 class BenchStream:
-    def __init__(self, wallet: str) -> None:
+    def __init__(self, wallets: list[str], per_wallet: int = POSITIONS) -> None:
         from solders.pubkey import Pubkey
 
-        self.wallet = wallet
-        self.positions = build_positions(Pubkey.from_string(wallet), POSITIONS)
-        self.flood = FloodBuffer(flood_frames(self.positions))
+        self.wallets = wallets
+        if len(wallets) == 1:  # the 100-position phases: every position carries signals
+            templates = build_positions(Pubkey.from_string(wallets[0]), per_wallet)
+            self.signal_positions = [(wallets[0], tx) for tx in templates]
+            self.announced = [Announced(tx.position_id, wallets[0], tx.mint, tx.token_account)
+                              for tx in templates]
+            self.floods = {"mixed": FloodBuffer(flood_frames(templates))}
+        else:
+            self.signal_positions, self.announced = tier_positions(wallets, per_wallet)
+            self.floods = {
+                "pnl": FloodBuffer(per_position_frames(self.announced, False)),
+                "pnl_liquidity": FloodBuffer(per_position_frames(self.announced, True))}
         self.session: Session | None = None
         self.session_ids = 0
         self.next_seq = 1
@@ -137,8 +217,9 @@ class BenchStream:
         self.session = session
         self.write(session, _json.encode({
             "type": "hello_ok", "session_id": session.session_id, "server_time_ms": wall_ms(),
-            "limits": {"hi_capacity": 1024, "pnl_flush_ms": 100,
-                       "max_positions_per_session": 1000, "max_wallets_per_session": 10}}))
+            "limits": {"hi_capacity": 256, "pnl_flush_ms": 100,
+                       "max_positions_per_session": max(1000, len(self.announced)),
+                       "max_wallets_per_session": max(10, len(self.wallets))}}))
         try:
             async for msg in ws:
                 if msg.type is WSMsgType.TEXT:
@@ -162,10 +243,10 @@ class BenchStream:
 
     def open_positions(self, session: Session) -> None:
         frames = []
-        for pos in self.positions:
+        for pos in self.announced:
             frames.append(ws_frame(_json.encode({
                 "type": "position_opened", "position_id": pos.position_id,
-                "wallet_pubkey": self.wallet, "mint": pos.mint,
+                "wallet_pubkey": pos.wallet, "mint": pos.mint,
                 "token_account": pos.token_account, "tokens": 1_000_000_000,
                 "entry_quote_units": 100_000_000, "slot": 1,
                 "token_program": str(TOKEN_PROGRAM),
@@ -207,12 +288,13 @@ class BenchStream:
         flood_rate = float(spec.get("flood_rate", 0))
         flood_frames_total = spec.get("flood_frames")
         unpaced = bool(spec.get("unpaced"))
+        flood = self.floods[spec.get("flood_kind") or next(iter(self.floods))]
         stop_flood = asyncio.Event()
         flood_stats: dict[str, Any] = {}
         flood_task = None
         if flood_rate > 0 or flood_frames_total or unpaced:
             flood_task = asyncio.create_task(self.flood_loop(
-                session, flood_rate, flood_frames_total, stop_flood, flood_stats))
+                session, flood, flood_rate, flood_frames_total, stop_flood, flood_stats))
         await asyncio.sleep(float(spec.get("warmup_s", 0.2 if flood_task else 0.0)))
         sent = await self.send_signals(session, signals, gap_ms, rng)
         if flood_task is not None:
@@ -232,13 +314,13 @@ class BenchStream:
             delay = due - loop.time()
             if delay > 0:
                 await asyncio.sleep(delay)
-            pos = self.positions[index % len(self.positions)]
+            wallet, pos = self.signal_positions[index % len(self.signal_positions)]
             seq = self.next_seq
             self.next_seq += 1
             raw = pos.stamp(seq)
             frame = ws_frame(_json.encode({
                 "type": "exit_signal_with_tx", "session_id": session.session_id,
-                "position_id": pos.position_id, "wallet_pubkey": self.wallet, "mint": pos.mint,
+                "position_id": pos.position_id, "wallet_pubkey": wallet, "mint": pos.mint,
                 "token_account": pos.token_account, "token_program": str(TOKEN_PROGRAM),
                 "position_tokens": 1_000_000_000, "profit_units": 50_000_000,
                 "reason": "target_profit", "triggered_at_ms": wall_ms(),
@@ -251,8 +333,9 @@ class BenchStream:
             sent.append([seq, written_ns, message_digest(raw)])
         return sent
 
-    async def flood_loop(self, session: Session, rate: float, total: int | None,
-                         stop: asyncio.Event, stats: dict[str, Any]) -> None:
+    async def flood_loop(self, session: Session, flood: FloodBuffer, rate: float,
+                         total: int | None, stop: asyncio.Event,
+                         stats: dict[str, Any]) -> None:
         """Paced (``rate`` frames/s) or, with rate 0, as fast as the client reads.
         Frames due while the client is behind (write buffer above high water) are
         skipped, not queued: the server never builds a backlog of its own."""
@@ -266,7 +349,7 @@ class BenchStream:
                     await asyncio.sleep(FLOOD_TICK_S)
                     continue
                 n = int(min(UNPACED_CHUNK, limit - written))
-                transport.write(self.flood.take(n))
+                transport.write(flood.take(n))
                 written += n
                 await asyncio.sleep(0)
                 continue
@@ -278,7 +361,7 @@ class BenchStream:
             if transport.get_write_buffer_size() > FLOOD_HIGH_WATER:
                 skipped += due
                 continue
-            transport.write(self.flood.take(due))
+            transport.write(flood.take(due))
             written += due
         elapsed = (now_ns() - started) / 1e9
         stats.update(written=written, skipped=skipped, seconds=elapsed,
@@ -294,10 +377,13 @@ class BenchStream:
 
 async def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--wallet", required=True)
+    parser.add_argument("--wallet")
+    parser.add_argument("--wallets-file", help="JSON list of wallet pubkeys (tier phase)")
+    parser.add_argument("--positions-per-wallet", type=int, default=POSITIONS)
     parser.add_argument("--port", type=int, default=0)
     args = parser.parse_args()
-    server = BenchStream(args.wallet)
+    wallets = [args.wallet] if args.wallet else json.loads(Path(args.wallets_file).read_text())
+    server = BenchStream(wallets, args.positions_per_wallet)
     app = web.Application()
     app.router.add_get("/v1/ws", server.ws_handler)
     app.router.add_post("/v1/wallets/register", server.register)

@@ -75,7 +75,7 @@ class StreamConfig(Struct, **_STRICT):
     api_key: str = ""
     api_url: str = "https://api.lasersell.io"
     register_wallets: bool = True
-    low_priority_capacity: PosInt = 1024
+    low_priority_capacity: PosInt = 65_536
     ping_interval_sec: Annotated[float, Meta(gt=0)] = 15.0
     connect_timeout_sec: Annotated[float, Meta(gt=0)] = 10.0
     reconcile_sec: Annotated[float, Meta(gt=0)] = 3.0

@@ -26,7 +26,7 @@ from lasersell_bot.control.setup import control_plane
 from lasersell_bot.executor import Executor
 from lasersell_bot.journal import Journal
 from lasersell_bot.logs import get_logger
-from lasersell_bot.metrics import Metrics
+from lasersell_bot.metrics import GcPauses, Metrics
 from lasersell_bot.notify import Notifier, NotifyKind
 from lasersell_bot.ops import (
     HealthReport,
@@ -39,6 +39,7 @@ from lasersell_bot.ops import (
 from lasersell_bot.ops import status_line as make_status_line
 from lasersell_bot.send import Confirmer, Submitter, land, rpc_pool
 from lasersell_bot.simulate import Simulator
+from lasersell_bot.startup import StartupExtender, freeze_startup_objects, freeze_when_settled
 from lasersell_bot.stream import StreamClient, register_wallets
 from lasersell_bot.tls import lasersell_session
 from lasersell_bot.wallet import Wallets, registration_proof
@@ -154,6 +155,8 @@ class Daemon:
             routes=None if self.control is None else self.control.mount)
         self._stop = asyncio.Event()
         self._wakeup = asyncio.Event()
+        self.session.on_wakeup_earlier = self._wakeup.set
+        self.gc_pauses = GcPauses(self.metrics)
         self._ready_sent = False
         self._was_healthy = True
         self.started_monotonic = time.monotonic()
@@ -185,12 +188,15 @@ class Daemon:
                                                   lambda: self.watchdog.run(self._is_healthy))),
                     tasks.create_task(_supervised("session_ticker", self._tick_session)),
                     tasks.create_task(_supervised("status_reporter", self._report_status)),
+                    tasks.create_task(freeze_when_settled(self.session.position_count)),
                 ]
                 if self.control is not None:
                     background.append(tasks.create_task(
                         _supervised("control", self.control.run)))
                 await executor_ready.wait()
                 await self.executor.recover()
+                freeze_startup_objects()
+                self.gc_pauses.install()  # from here on, a pause can delay an exit
                 stream_task = tasks.create_task(self.stream.run())
                 await self._stop.wait()
                 await self._shutdown(stream_task)
@@ -210,8 +216,9 @@ class Daemon:
         keypairs = [kp for pk in self.wallets.pubkeys()
                     if (kp := self.wallets.for_pubkey(pk)) is not None]
         proofs = [registration_proof(keypair, now_s) for keypair in keypairs]
+        extend = StartupExtender(self.sd, len(proofs))
         await register_wallets(self._lasersell_session(), self.cfg.stream.api_url,
-                               self.cfg.stream.api_key, proofs)
+                               self.cfg.stream.api_key, proofs, on_progress=extend.progress)
 
     def _lasersell_session(self) -> aiohttp.ClientSession:
         if self._lasersell_http is None or self._lasersell_http.closed:
@@ -232,6 +239,7 @@ class Daemon:
     async def _close_resources(self) -> None:
         if self.control is not None:
             self.control.close()
+        self.gc_pauses.uninstall()
         await self.health_server.stop()
         await self.notifier.stop()
         await self.rpc_pool.close()
@@ -263,7 +271,6 @@ class Daemon:
         if isinstance(message, protocol.HelloOk):
             self.executor.server_clock_offset_ms = message.server_time_ms - _now_ms()
         self._dispatch(self.session.on_message(message, _now_ms()), received_ns)
-        self._wakeup.set()
 
     def _on_low(self, message: Any) -> None:
         self.session.on_message(message, _now_ms())
@@ -309,16 +316,20 @@ class Daemon:
                         **_public_fields(action.message))
         elif isinstance(action, session.AppliesOnReconnect):
             log.info("setting_applies_on_reconnect", setting=action.setting)
-        self.metrics.open_positions.set(len(self.session.positions()))
+        self.metrics.open_positions.set(self.session.position_count())
 
     async def _tick_session(self) -> None:
-        """Call the session's timers when they are due (deadlines, reconcile)."""
+        """Call the session's timers when they are due (deadlines, reconcile); with
+        nothing due, sleep until the session says a wake-up moved earlier."""
         while True:
             wake_ms = self.session.next_wakeup_ms()
-            timeout = 1.0 if wake_ms is None else max(0.0, (wake_ms - _now_ms()) / 1000)
             self._wakeup.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), min(timeout, 1.0))
+            if wake_ms is None:
+                await self._wakeup.wait()
+            else:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wakeup.wait(),
+                                           max(0.0, (wake_ms - _now_ms()) / 1000))
             self._dispatch(self.session.on_tick(_now_ms()), time.perf_counter_ns())
 
     def set_position_strategy(self, position_id: int, strategy: protocol.Strategy) -> None:
@@ -398,7 +409,7 @@ class Daemon:
         while True:
             last = self.executor.last_signal_monotonic
             self.sd.status(make_status_line(
-                positions=len(self.session.positions()),
+                positions=self.session.position_count(),
                 last_signal_age_s=None if last is None else time.monotonic() - last,
                 reconnects=self.stream.state.reconnects))
             await asyncio.sleep(STATUS_EVERY_SEC)
@@ -407,9 +418,8 @@ class Daemon:
                 self._log_pnl_summary()
 
     def _log_pnl_summary(self) -> None:
-        positions = self.session.positions()
-        log.info("pnl_summary", positions=len(positions),
-                 profit_units=sum(p.profit_units or 0 for p in positions),
+        log.info("pnl_summary", positions=self.session.position_count(),
+                 profit_units=self.session.profit_total(),
                  lane_dropped=int(self.metrics.low_lane_dropped.get()),
                  rtt_ms=self.stream.state.rtt_ms)
 

@@ -7,7 +7,10 @@ updating a metric is a dict update, cheap enough for the hot path.
 from __future__ import annotations
 
 import bisect
+import gc
+import time
 from collections.abc import Iterator
+from typing import Any
 
 LabelValues = tuple[str, ...]
 
@@ -88,6 +91,10 @@ class Metrics:
         self.frames_unknown = Counter(p + "frames_unknown_total", "Frames of an unknown type.")
         self.low_lane_dropped = Counter(p + "low_lane_dropped_total",
                                         "Low-priority frames dropped.")
+        self.low_lane_coalesced = Counter(
+            p + "low_lane_coalesced_total",
+            "Low-priority frames replaced by a newer one for the same type and position "
+            "before they were read.")
         self.reconnects = Counter(p + "reconnects_total", "Stream reconnect attempts.")
         self.stream_connected = Gauge(p + "stream_connected", "1 while a session is configured.")
         self.stream_rtt_ms = Gauge(p + "stream_rtt_ms", "Last application ping round trip (ms).")
@@ -116,6 +123,18 @@ class Metrics:
             (0.25, 0.5, 1, 2, 5, 10, 25, 50, 100, 250, 1000),
         )
         self.open_positions = Gauge(p + "open_positions", "Positions currently tracked.")
+        self.gc_pause_max_ms = Gauge(
+            p + "gc_pause_max_ms", "Longest garbage-collector pause since start (ms, wall "
+            "clock), by generation.", ("generation",))
+        self.gc_pause_max_cpu_ms = Gauge(
+            p + "gc_pause_max_cpu_ms", "CPU time of the longest-running garbage collection "
+            "since start (ms; without time the process was not scheduled), by generation.",
+            ("generation",))
+        self.gc_pause_ms = Histogram(
+            p + "gc_pause_ms", "Garbage-collector pauses (ms, wall clock), every generation.",
+            (0.1, 0.25, 0.5, 1, 2, 5, 10, 25, 50, 100))
+        self.gc_collections = Counter(
+            p + "gc_collections_total", "Garbage collections by generation.", ("generation",))
         self.realized_pnl_lamports = Gauge(
             p + "realized_pnl_lamports", "Realized profit of landed exits (quote units)."
         )
@@ -153,3 +172,40 @@ class Metrics:
             lines.append(f"# TYPE {metric.name} {metric.kind}")
             lines.extend(metric.samples())
         return "\n".join(lines) + "\n"
+
+
+class GcPauses:
+    """Times every garbage collection (``gc.callbacks``) into ``gc_pause_max_ms`` and
+    ``gc_collections_total``; ``install`` on start, ``uninstall`` on stop."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = metrics
+        self._started_ns = 0
+        self._started_cpu_ns = 0
+        self._max_ms: dict[str, float] = {}
+        self._max_cpu_ms: dict[str, float] = {}
+
+    def install(self) -> None:
+        if self._on_gc not in gc.callbacks:
+            gc.callbacks.append(self._on_gc)
+
+    def uninstall(self) -> None:
+        if self._on_gc in gc.callbacks:
+            gc.callbacks.remove(self._on_gc)
+
+    def _on_gc(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._started_ns = time.perf_counter_ns()
+            self._started_cpu_ns = time.thread_time_ns()
+            return
+        pause_ms = (time.perf_counter_ns() - self._started_ns) / 1e6
+        cpu_ms = (time.thread_time_ns() - self._started_cpu_ns) / 1e6
+        generation = str(info.get("generation", "?"))
+        self._metrics.gc_collections.inc(generation)
+        self._metrics.gc_pause_ms.observe(pause_ms)
+        if pause_ms > self._max_ms.get(generation, 0.0):
+            self._max_ms[generation] = pause_ms
+            self._metrics.gc_pause_max_ms.set(round(pause_ms, 3), generation)
+        if cpu_ms > self._max_cpu_ms.get(generation, 0.0):
+            self._max_cpu_ms[generation] = cpu_ms
+            self._metrics.gc_pause_max_cpu_ms.set(round(cpu_ms, 3), generation)

@@ -15,7 +15,13 @@ Sans-I/O, like python-websockets' ``protocol.py``: no sockets, no asyncio, no
 clock reads. Time comes in as ``now_ms``. Events come in through ``on_*``,
 ``set_*`` and ``exit_*`` calls; the calls return actions for the I/O layer and
 the executor (``Send``, ``ExecuteExit``, ``ExecuteMirrorBuy``) and events to log
-or journal. Call ``next_wakeup_ms()`` after each call and ``on_tick`` at that time.
+or journal. Call ``next_wakeup_ms()`` after each call and ``on_tick`` at that time;
+``on_wakeup_earlier`` (optional) is called when a change makes the next wake-up
+earlier than it was, so a timer task can sleep until then without polling.
+
+Work per event does not depend on the number of positions: deadlines sit in a heap
+keyed by due time (stale entries are skipped when they reach the top), positions are
+indexed by id, token account and (wallet, mint), and counts are kept as counters.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from typing import Any, Final
 import msgspec
 from msgspec import Struct
 
+from lasersell_bot.deadlines import DeadlineHeap
 from lasersell_bot.protocol import (
     BalanceUpdate,
     ClientMessage,
@@ -82,8 +89,13 @@ class DesiredConfig(Struct, frozen=True, kw_only=True):
     deadline_retry_sec: float = 30.0
 
 
-class Position(Struct, frozen=True, kw_only=True):
-    """A snapshot of one open position; the session replaces it when it changes."""
+class Position(Struct, frozen=True, kw_only=True, gc=False):
+    """A snapshot of one open position; the session replaces it when it changes.
+
+    Never tracked by the cycle collector (``gc=False``): a frozen snapshot cannot be part
+    of a cycle, and one is made per PnL frame, so tracked ones would fill the oldest
+    generation and make full collections walk every position.
+    """
 
     opened: PositionOpened
     opened_ms: int
@@ -187,7 +199,11 @@ Action = (
 
 @dataclass(slots=True)
 class _Tracking:
-    """Reconcile and deadline state of one position (never leaves the session)."""
+    """Reconcile and deadline state of one position (never leaves the session).
+
+    A heap entry ``(due_ms, position_id)`` is live only while it equals
+    ``(armed_due_ms(), position_id)``; every change that arms a deadline pushes one.
+    """
 
     confirmed: bool = True
     due_ms: int | None = None
@@ -204,6 +220,13 @@ class _Tracking:
 # --------------------------------------------------------------------------- the session
 
 
+class _Liquidity(Struct, frozen=True, gc=False):
+    """The latest liquidity snapshot of a position, kept out of the cycle collector."""
+
+    bands: tuple[SlippageBand, ...]
+    trend: str
+
+
 class Session:
     """State of one logical stream session; see the module docstring."""
 
@@ -215,7 +238,12 @@ class Session:
         self._positions: dict[int, Position] = {}
         self._tracking: dict[int, _Tracking] = {}
         self._by_token_account: dict[str, int] = {}
-        self._liquidity: dict[int, LiquiditySnapshot] = {}
+        self._by_wallet_mint: dict[tuple[str, str], list[int]] = {}
+        self._liquidity: dict[int, _Liquidity] = {}
+        self._deadlines = DeadlineHeap(self._is_live)
+        self._unconfirmed_count = 0
+        self._profit_total = 0
+        self.on_wakeup_earlier: Callable[[], None] | None = None
         self._link_open = False
         self._ready = False
         self._reconcile_close_ms: int | None = None
@@ -325,6 +353,7 @@ class Session:
         self._reconcile_close_ms = None
         for tracking in self._tracking.values():
             tracking.confirmed = False
+        self._unconfirmed_count = len(self._tracking)
         return self.configure_messages()
 
     def on_connection_lost(self, now_ms: int) -> None:
@@ -355,7 +384,8 @@ class Session:
         self._ready = True
         self.session_id = hello.session_id
         self.limits = hello.limits
-        self._reconcile_close_ms = now_ms + self._reconcile_ms if self._unconfirmed() else None
+        self._reconcile_close_ms = now_ms + self._reconcile_ms if self._unconfirmed_count else None
+        self._wakeup_moved()
         return [Connected(session_id=hello.session_id, limits=hello.limits)]
 
     def _on_pong(self, pong: Pong, now_ms: int) -> list[Action]:
@@ -367,13 +397,18 @@ class Session:
     def _on_position_opened(self, opened: PositionOpened, now_ms: int) -> list[Action]:
         tracking = self._tracking.get(opened.position_id)
         if tracking is not None:
-            tracking.confirmed = True
+            if not tracking.confirmed:
+                tracking.confirmed = True
+                self._unconfirmed_count -= 1
+                self._arm(opened.position_id, tracking)
             self._replace(opened.position_id, tokens=opened.tokens)
             return []
         opened_ms = now_ms if opened.opened_at_ms is None else opened.opened_at_ms
         position = Position(opened=opened, opened_ms=opened_ms, tokens=opened.tokens)
         self._positions[opened.position_id] = position
         self._by_token_account[opened.token_account] = opened.position_id
+        self._by_wallet_mint.setdefault((opened.wallet_pubkey, opened.mint), []).append(
+            opened.position_id)
         self._tracking[opened.position_id] = _Tracking()
         self._schedule_deadline(opened.position_id)
         return [PositionOpenedEvent(position=position)]
@@ -388,14 +423,19 @@ class Session:
         return []
 
     def _on_pnl_update(self, pnl: PnlUpdate, now_ms: int) -> list[Action]:
-        self._replace(
-            pnl.position_id, profit_units=pnl.profit_units, proceeds_units=pnl.proceeds_units
-        )
+        position = self._positions.get(pnl.position_id)
+        if position is None:
+            self._orphan_frames += 1
+            return []
+        self._profit_total += pnl.profit_units - (position.profit_units or 0)
+        self._positions[pnl.position_id] = msgspec.structs.replace(
+            position, profit_units=pnl.profit_units, proceeds_units=pnl.proceeds_units)
         return []
 
     def _on_liquidity_snapshot(self, snapshot: LiquiditySnapshot, now_ms: int) -> list[Action]:
         if snapshot.position_id in self._positions:
-            self._liquidity[snapshot.position_id] = snapshot
+            self._liquidity[snapshot.position_id] = _Liquidity(
+                tuple(snapshot.bands), snapshot.liquidity_trend)
         else:
             self._orphan_frames += 1
         return []
@@ -427,26 +467,32 @@ class Session:
     def _position_id_for_balance(self, update: BalanceUpdate) -> int | None:
         if update.token_account is not None:
             return self._by_token_account.get(update.token_account)
-        for position in self._positions.values():
-            if (position.opened.wallet_pubkey, position.opened.mint) == (
-                update.wallet_pubkey,
-                update.mint,
-            ):
-                return position.position_id
-        return None
+        ids = self._by_wallet_mint.get((update.wallet_pubkey, update.mint))
+        return ids[0] if ids else None
 
     def _forget(self, position_id: int) -> Position | None:
-        """Remove a position with its deadline, override and caches."""
+        """Remove a position with its deadline, override and caches (its heap entries
+        go stale and are skipped)."""
         position = self._positions.pop(position_id, None)
-        self._tracking.pop(position_id, None)
+        tracking = self._tracking.pop(position_id, None)
+        if tracking is not None and not tracking.confirmed:
+            self._unconfirmed_count -= 1
         self._liquidity.pop(position_id, None)
-        if position is not None and self._by_token_account.get(position.token_account) == (
-            position_id
-        ):
+        if position is None:
+            return None
+        self._profit_total -= position.profit_units or 0
+        if self._by_token_account.get(position.token_account) == position_id:
             del self._by_token_account[position.token_account]
+        key = (position.opened.wallet_pubkey, position.opened.mint)
+        ids = self._by_wallet_mint.get(key)
+        if ids is not None:
+            ids.remove(position_id)
+            if not ids:
+                del self._by_wallet_mint[key]
         return position
 
     def _unconfirmed(self) -> list[int]:
+        """Positions not re-emitted since the connection opened (O(n): once a reconnect)."""
         return [pid for pid, tracking in self._tracking.items() if not tracking.confirmed]
 
     # ----------------------------------------------------------- lookups
@@ -459,7 +505,15 @@ class Session:
         return None if position_id is None else self._positions.get(position_id)
 
     def positions(self) -> list[Position]:
+        """A copy of every open position (O(n): not for per-event use)."""
         return list(self._positions.values())
+
+    def position_count(self) -> int:
+        return len(self._positions)
+
+    def profit_total(self) -> int:
+        """Sum of the latest ``profit_units`` over open positions, kept as a counter."""
+        return self._profit_total
 
     def slippage_bands(self, position_id: int) -> list[SlippageBand]:
         snapshot = self._liquidity.get(position_id)
@@ -476,7 +530,7 @@ class Session:
 
     def liquidity_trend(self, position_id: int) -> str | None:
         snapshot = self._liquidity.get(position_id)
-        return None if snapshot is None else snapshot.liquidity_trend
+        return None if snapshot is None else snapshot.trend
 
     def stats(self) -> SessionStats:
         return SessionStats(
@@ -485,7 +539,7 @@ class Session:
             malformed_frames=self._malformed_frames,
             orphan_frames=self._orphan_frames,
             positions_open=len(self._positions),
-            positions_unconfirmed=len(self._unconfirmed()),
+            positions_unconfirmed=self._unconfirmed_count,
             connected=self._ready,
         )
 
@@ -506,6 +560,7 @@ class Session:
         tracking.exits_in_flight -= 1
         if landed and tracking.due_ms is not None:
             tracking.due_ms = max(tracking.due_ms, now_ms + self._retry_ms())
+        self._arm(position_id, tracking)
 
     # ----------------------------------------------------------- time
 
@@ -517,10 +572,11 @@ class Session:
         """When ``on_tick`` next has work, or None; may be in the past (call it now)."""
         if not self._ready:
             return None
-        times = [due for t in self._tracking.values() if (due := t.armed_due_ms()) is not None]
-        if self._reconcile_close_ms is not None:
-            times.append(self._reconcile_close_ms)
-        return min(times, default=None)
+        due = self._deadlines.earliest()
+        close = self._reconcile_close_ms
+        if due is None or (close is not None and close < due):
+            return close
+        return due
 
     def _close_reconcile(self, now_ms: int) -> list[Action]:
         if self._reconcile_close_ms is None or now_ms < self._reconcile_close_ms:
@@ -536,17 +592,17 @@ class Session:
     def _fire_due(self, now_ms: int) -> list[Action]:
         if not self._ready:
             return []
-        due = sorted(
-            (due_ms, position_id)
-            for position_id, tracking in self._tracking.items()
-            if (due_ms := tracking.armed_due_ms()) is not None and due_ms <= now_ms
-        )
-        return [self._fire_deadline(position_id, now_ms) for _, position_id in due]
+        fired: dict[int, Action] = {}  # a position fires once a tick, duplicates or not
+        for due_ms, position_id in self._deadlines.pop_due(now_ms):
+            if position_id not in fired and self._is_live(due_ms, position_id):
+                fired[position_id] = self._fire_deadline(position_id, now_ms)
+        return list(fired.values())
 
     def _fire_deadline(self, position_id: int, now_ms: int) -> Action:
         tracking = self._tracking[position_id]
         tracking.last_fired_ms = now_ms
         tracking.due_ms = now_ms + self._retry_ms()
+        self._arm(position_id, tracking)
         return Send(RequestExitSignal(position_id=position_id))
 
     def _schedule_deadline(self, position_id: int) -> None:
@@ -561,6 +617,28 @@ class Session:
         if tracking.last_fired_ms is not None:
             due_ms = max(due_ms, tracking.last_fired_ms + self._retry_ms())
         tracking.due_ms = due_ms
+        self._arm(position_id, tracking)
+
+    # ----------------------------------------------------------- the deadline heap
+
+    def _is_live(self, due_ms: int, position_id: int) -> bool:
+        tracking = self._tracking.get(position_id)
+        return tracking is not None and tracking.armed_due_ms() == due_ms
+
+    def _arm(self, position_id: int, tracking: _Tracking) -> None:
+        """Push the position's deadline if it may fire; say so if it is now the earliest."""
+        due_ms = tracking.armed_due_ms()
+        if due_ms is None:
+            return
+        if self._deadlines.needs_rebuild(len(self._tracking)):
+            self._deadlines.rebuild((due, pid) for pid, t in self._tracking.items()
+                                    if (due := t.armed_due_ms()) is not None)
+        if self._deadlines.push(due_ms, position_id):
+            self._wakeup_moved()
+
+    def _wakeup_moved(self) -> None:
+        if self.on_wakeup_earlier is not None and self._ready:
+            self.on_wakeup_earlier()
 
     def _retry_ms(self) -> int:
         return _ms(self._desired.deadline_retry_sec)

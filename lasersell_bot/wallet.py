@@ -442,7 +442,7 @@ def _key_bytes(keypair: Keypair) -> tuple[bytes, bytes]:
 
 
 _KEY_CACHE: dict[int, tuple[Keypair, bytes, bytes]] = {}
-_KEY_CACHE_SIZE = 64
+_KEY_CACHE_SIZE = 512  # above the Advanced tier's 200 wallets: no re-derivation per signal
 
 
 def _signer_slot(raw: bytes, layout: TxLayout, pubkey: bytes) -> int | None:

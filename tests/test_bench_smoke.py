@@ -1,9 +1,10 @@
 """The benchmark harness end to end, tiny: real processes, real signatures, no timing asserts.
 
 Runs ``python -m bench.run --quick --no-baseline --no-plot`` (50 signals idle and 50
-under a 10k frames/s flood, a short memory phase, one startup), then checks that the
-results have every figure the report needs and that every signal's transaction
-reached the bench RPC server signed by the bot's wallet, unaltered.
+under a 10k frames/s flood, a short memory phase, one startup, and a small tier phase:
+20 wallets x 5 positions), then checks that the results have every figure the report
+needs and that every signal's transaction reached the bench RPC server signed by the
+bot's wallet (each of the tier's wallets in turn), unaltered.
 """
 
 from __future__ import annotations
@@ -50,3 +51,14 @@ def test_quick_bench_produces_results_and_every_tx_is_signed(tmp_path: Path) -> 
     assert results["floor"]["count"] == results["plan"]["floor_count"]
     assert {"decode", "guard", "sign", "encode", "inline_total"} <= set(results["micro"]["ours"])
     assert results["machine"]["nproc"] and results["command"].startswith("python -m bench.run")
+
+    tier = results["tier"]
+    assert "## Advanced tier: 20 wallets, 100 positions" in report
+    assert tier["startup_ms"] > 0 and tier["absorb_s"] is not None
+    assert set(tier["phases"]) == {"tier_idle", "tier_pnl_2000"}
+    for label, phase in tier["phases"].items():
+        assert phase["missing"] == 0 and phase["invalid"] == 0, (label, phase)
+        assert len(phase["latencies_us"]) == 20, label
+    ingest = tier["phases"]["tier_pnl_2000"]["client_ingest"]
+    assert ingest["decoded"] + ingest["coalesced"] > 0
+    assert tier["gc"]["wall"] and tier["rss_kib"]["with_positions"] > 0

@@ -38,6 +38,7 @@ HARDENING = {
     "Type": "notify",
     "NotifyAccess": "main",
     "WatchdogSec": "30",
+    "TimeoutStartSec": "180",
     "Restart": "on-failure",
     "RestartSec": "2",
     "ExecReload": "/bin/kill -HUP $MAINPID",

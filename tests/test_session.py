@@ -605,6 +605,100 @@ def test_ladder_signals_are_all_emitted_in_arrival_order(session: Session) -> No
     assert actions == [ExecuteExit(signal) for signal in signals]
 
 
+# --------------------------------------------------------------------------- work per event
+
+
+class _CountingTracking:
+    """Counts ``armed_due_ms`` calls: the work a tick does per position."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        from lasersell_bot import session as session_mod
+
+        self.calls = 0
+        original = session_mod._Tracking.armed_due_ms
+
+        def counted(tracking: Any) -> int | None:
+            self.calls += 1
+            return original(tracking)
+
+        monkeypatch.setattr(session_mod._Tracking, "armed_due_ms", counted)
+
+
+@pytest.mark.parametrize("timeout_sec", [0.0, TIMEOUT_MS / 1000])
+def test_a_tick_does_not_walk_every_position(monkeypatch: pytest.MonkeyPatch,
+                                             timeout_sec: float) -> None:
+    session = make_session(timeout_sec)
+    connect(session)
+    for pid in range(1, 20_001):
+        open_position(session, pid, now_ms=pid % 1000)
+    counter = _CountingTracking(monkeypatch)
+    for now in range(2_000, 2_200):  # 200 wake-ups, none due
+        assert session.on_tick(now) == []
+        session.next_wakeup_ms()
+    assert counter.calls < 1_000  # a scan would be 2 x 20,000 per wake-up
+
+
+def test_deadlines_fire_in_due_order_across_many_positions() -> None:
+    session = make_session()
+    connect(session)
+    opened = {pid: (pid * 7919) % 5_000 for pid in range(1, 2_001)}
+    for pid, at in opened.items():
+        open_position(session, pid, now_ms=at)
+    fired = []
+    for now in range(TIMEOUT_MS, TIMEOUT_MS + 5_001, 250):
+        fired += exit_requests(session.on_tick(now))
+    assert fired == sorted(opened, key=lambda pid: (opened[pid], pid))
+
+
+def test_wakeup_listener_hears_only_of_earlier_wakeups(session: Session) -> None:
+    heard: list[int | None] = []
+    session.on_wakeup_earlier = lambda: heard.append(session.next_wakeup_ms())
+    open_position(session, 1, now_ms=5_000)
+    open_position(session, 2, now_ms=9_000)  # later than the first: nobody woken
+    open_position(session, 3, now_ms=1_000)
+    assert heard == [5_000 + TIMEOUT_MS, 1_000 + TIMEOUT_MS]
+    session.exit_started(3)
+    session.exit_finished(3, landed=False, now_ms=2_000)  # armed again: earliest again
+    assert heard[-1] == 1_000 + TIMEOUT_MS and len(heard) == 3
+
+
+def test_stale_heap_entries_are_bounded() -> None:
+    session = make_session()
+    connect(session)
+    for pid in range(1, 101):
+        open_position(session, pid, now_ms=0)
+    for timeout in range(1, 200):  # each change re-arms every position
+        session.set_strategy(STRATEGY, float(timeout), now_ms=0)
+    assert len(session._deadlines) <= 2 * 100 + 64 + 100
+
+
+def test_counters_follow_pnl_and_closes(session: Session) -> None:
+    for pid in (1, 2, 3):
+        open_position(session, pid, now_ms=0)
+    session.on_message(frame("pnl_update", position_id=1, profit_units=500), 1)
+    session.on_message(frame("pnl_update", position_id=2, profit_units=-200), 1)
+    session.on_message(frame("pnl_update", position_id=1, profit_units=700), 2)
+    assert session.profit_total() == 500 and session.position_count() == 3
+    close_position(session, 1, now_ms=3)
+    assert session.profit_total() == -200 and session.position_count() == 2
+
+
+def test_balance_without_token_account_finds_position_by_wallet_and_mint(
+        session: Session) -> None:
+    open_position(session, 1, now_ms=0)
+    open_position(session, 2, now_ms=0)  # same wallet and mint in the seed example
+    opened = session.position(1)
+    assert opened is not None
+    update = frame("balance_update", wallet_pubkey=opened.opened.wallet_pubkey,
+                   mint=opened.opened.mint, token_account=None, tokens=42)
+    session.on_message(update, 1)
+    assert session.position(1).tokens == 42  # type: ignore[union-attr]
+    close_position(session, 1, now_ms=2)
+    session.on_message(frame("balance_update", wallet_pubkey=opened.opened.wallet_pubkey,
+                             mint=opened.opened.mint, token_account=None, tokens=7), 3)
+    assert session.position(2).tokens == 7  # type: ignore[union-attr]
+
+
 # --------------------------------------------------------------------------- property test
 
 POSITION_IDS = st.integers(min_value=1, max_value=4)
@@ -681,7 +775,48 @@ class DeadlineMachine(RuleBasedStateMachine):
     def session_agrees_on_open_positions(self) -> None:
         if hasattr(self, "session"):
             assert {p.position_id for p in self.session.positions()} == self.open
+            assert self.session.position_count() == len(self.open)
+
+    @invariant()
+    def heap_top_is_the_earliest_armed_deadline(self) -> None:
+        """The heap answers what a scan over every position would (the old algorithm)."""
+        if not hasattr(self, "session"):
+            return
+        session = self.session
+        armed = [due for t in session._tracking.values()
+                 if (due := t.armed_due_ms()) is not None]
+        if session._reconcile_close_ms is not None:
+            armed.append(session._reconcile_close_ms)
+        assert session.next_wakeup_ms() == min(armed, default=None)
+        unconfirmed = sum(not t.confirmed for t in session._tracking.values())
+        assert session.stats().positions_unconfirmed == unconfirmed
 
 
 TestDeadlineMachine = DeadlineMachine.TestCase
 TestDeadlineMachine.settings = settings(max_examples=100, stateful_step_count=40, deadline=None)
+
+
+def test_position_snapshots_stay_out_of_the_cycle_collector(session: Session) -> None:
+    import gc
+
+    open_position(session, 1, now_ms=0)
+    session.on_message(frame("pnl_update", position_id=1, profit_units=5), 1)
+    session.on_message(frame("liquidity_snapshot", position_id=1, bands=SEED_BANDS), 2)
+    assert not gc.is_tracked(session.position(1))
+    assert not gc.is_tracked(session._liquidity[1])
+
+
+def test_deadline_heap_skips_stale_entries_lazily() -> None:
+    from lasersell_bot.deadlines import DeadlineHeap
+
+    live = {(30, 3), (20, 2)}
+    heap = DeadlineHeap(lambda due, pid: (due, pid) in live)
+    assert heap.push(30, 3) is True
+    assert heap.push(10, 1) is True  # stale from the start: it is dropped when on top
+    assert heap.push(20, 2) is False
+    assert heap.earliest() == 20 and len(heap) == 2
+    assert heap.pop_due(25) == [(20, 2)]
+    assert heap.earliest() == 30
+    assert heap.needs_rebuild(0) is False
+    heap.rebuild([(5, 9)])
+    assert len(heap) == 1 and heap.pop_due(5) == [(5, 9)]

@@ -17,9 +17,11 @@ from lasersell_bot import protocol as p
 from lasersell_bot.config import StreamConfig
 from lasersell_bot.metrics import Metrics
 from lasersell_bot.stream import (
+    LANE_TYPE_CODES,
     Backoff,
     RegistrationError,
     StreamClient,
+    low_lane_key,
     peek_type,
     register_wallets,
 )
@@ -229,8 +231,8 @@ async def test_stop_sends_a_close_frame(serve: Any) -> None:
 
 async def test_exit_signal_overtakes_a_pnl_flood(serve: Any) -> None:
     flood = 10_000
-    pnl = p.encode(p.PnlUpdate(position_id=1, profit_units=-5, proceeds_units=10,
-                               server_time_ms=1)).decode()
+    pnls = [p.encode(p.PnlUpdate(position_id=i, profit_units=-5, proceeds_units=10,
+                                 server_time_ms=1)).decode() for i in range(flood)]
     exit_frame = json.dumps({
         "type": "exit_signal_with_tx", "session_id": 7, "position_id": 1, "wallet_pubkey": "W1",
         "mint": "M", "position_tokens": 5, "profit_units": 1, "reason": "stop_loss",
@@ -238,7 +240,7 @@ async def test_exit_signal_overtakes_a_pnl_flood(serve: Any) -> None:
 
     async def flood_then_exit(ws: web.WebSocketResponse, server: Server) -> None:
         await ws.send_str(HELLO)
-        for _ in range(flood):
+        for pnl in pnls:  # one per position: nothing to coalesce
             await ws.send_str(pnl)
         await ws.send_str(exit_frame)
         await server.collect_until_closed(ws)
@@ -261,7 +263,7 @@ async def test_exit_signal_overtakes_a_pnl_flood(serve: Any) -> None:
     assert all(isinstance(m, p.PnlUpdate) for m in recorder.low)
 
 
-async def test_low_lane_drops_oldest_when_full_and_counts(serve: Any) -> None:
+async def test_low_lane_drops_oldest_key_when_full_and_counts(serve: Any) -> None:
     async def burst(ws: web.WebSocketResponse, server: Server) -> None:
         await ws.send_str(HELLO)
         for i in range(500):
@@ -281,6 +283,86 @@ async def test_low_lane_drops_oldest_when_full_and_counts(serve: Any) -> None:
 
 async def _never_consume() -> None:
     await asyncio.Event().wait()
+
+
+async def test_flood_keeps_every_positions_latest_state(serve: Any) -> None:
+    """PnL is state: a flood far beyond what the consumer reads (it is held back, then
+    released) still leaves every position's pnl, liquidity and trade equal to the last
+    frame sent for it, and what waits is bounded by types x positions."""
+    positions, rounds = 300, 40
+    last: dict[tuple[str, int], dict[str, Any]] = {}
+    frames: list[str] = []
+    for r in range(rounds):
+        for pid in range(positions):
+            pnl = {"type": "pnl_update", "position_id": pid, "profit_units": r * 1000 + pid,
+                   "proceeds_units": r, "server_time_ms": r}
+            liquidity = {"type": "liquidity_snapshot", "position_id": pid, "bands": [
+                {"slippage_bps": 100, "max_tokens": r, "coverage_pct": 1.0}],
+                "liquidity_trend": ("growing", "stable", "draining")[(r + pid) % 3],
+                "server_time_ms": r}
+            for body in (pnl, liquidity) if r % 7 or pid % 2 else (pnl,):
+                frames.append(json.dumps(body, separators=(",", ":")))
+                last[(body["type"], pid)] = body
+        if r % 5 == 0:
+            tick = {"type": "trade_tick", "position_id": r, "time_ms": r, "side": "buy",
+                    "token_amount": r, "quote_amount": r, "price_quote": 1.5}
+            compact = json.dumps(tick, separators=(",", ":"))
+            frames.append(compact.replace('"position_id":', '"position_id": '))  # still keyed
+            last[("trade_tick", r)] = tick
+
+    async def flood(ws: web.WebSocketResponse, server: Server) -> None:
+        await ws.send_str(HELLO)
+        for text in frames:
+            await ws.send_str(text)
+        await ws.send_str('{"type":"pong","server_time_ms":1}')
+        await server.collect_until_closed(ws)
+
+    release = asyncio.Event()
+    server = await serve([flood])
+    recorder = Recorder()
+    client = make_client(server, recorder, low_priority_capacity=2 * positions + 64)
+    consume = client._consume_low_lane
+
+    async def held_back() -> None:
+        await release.wait()
+        await consume()
+
+    client._consume_low_lane = held_back  # type: ignore[method-assign]
+    task = asyncio.create_task(client.run())
+    try:
+        await wait_for(lambda: bool(recorder.of_type(p.Pong)), timeout=20)
+        assert len(client.lane) <= 2 * positions + rounds // 5 + 1
+        release.set()
+        await wait_for(lambda: len(client.lane) == 0, timeout=20)
+    finally:
+        await client.stop()
+        await asyncio.wait_for(task, 5)
+    seen: dict[tuple[str, int], Any] = {}
+    for message in recorder.low:
+        seen[(type(message).__struct_config__.tag, message.position_id)] = message
+    assert set(seen) == set(last)
+    for key, body in last.items():
+        assert p.encode(seen[key]) == p.encode(p.server_decoder().decode(json.dumps(body)))
+    metrics = client._metrics
+    assert metrics.low_lane_dropped.get() == 0
+    assert metrics.low_lane_coalesced.get() == len(frames) - len(recorder.low)
+
+
+def test_lane_keys_read_type_and_top_level_position_id() -> None:
+    types = len(LANE_TYPE_CODES)
+    pnl, trade = LANE_TYPE_CODES[b"pnl_update"], LANE_TYPE_CODES[b"trade_tick"]
+    assert low_lane_key(b'{"type":"pnl_update","position_id":42,"x":1}') == 42 * types + pnl
+    assert low_lane_key(b'{"type":"trade_tick","a":[1],"position_id": 9 }') == (
+        9 * types + trade)
+    assert low_lane_key(b'{"type":"pnl_update","position_id":42}') == 42 * types + pnl
+    assert len({low_lane_key(b'{"type":"%s","position_id":7}' % tag)
+                for tag in LANE_TYPE_CODES}) == types
+    nested = low_lane_key(b'{"type":"pnl_update","meta":{"position_id":1},"position_id":2}')
+    unread = low_lane_key(b'{"type":"pnl_update","position_id":"x"}')
+    assert nested is not None and nested < 0  # a key of its own: never coalesced
+    assert unread is not None and unread < 0 and unread != nested
+    assert low_lane_key(b'{"type":"exit_signal_with_tx","position_id":1}') is None
+    assert low_lane_key(b'{"meta":{"type":"pnl_update"},"position_id":1}') is None
 
 
 async def test_malformed_and_unknown_frames_do_not_break_the_connection(serve: Any) -> None:
@@ -447,7 +529,7 @@ async def test_registration_posts_each_proof_with_the_api_key() -> None:
             await register_wallets(http, url, "key-abcdef", [PROOF, dict(PROOF, wallet_pubkey="B")])
     finally:
         await runner.cleanup()
-    assert [s["body"]["wallet_pubkey"] for s in seen] == ["WalletA", "B"]
+    assert sorted(s["body"]["wallet_pubkey"] for s in seen) == ["B", "WalletA"]
     assert {s["key"] for s in seen} == {"key-abcdef"}
 
 

@@ -81,8 +81,8 @@ class TierBench(Bench):
         self.wallets_file = workdir / "tier-wallets.json"
         self.wallets_file.write_text(json.dumps(pubkeys))
 
-    def write_config(self, stream_port: int, rpc_port: int) -> Path:
-        path = super().write_config(stream_port, rpc_port)
+    def write_config(self, stream_port: int, rpc_port: int, simulate: str = "always") -> Path:
+        path = super().write_config(stream_port, rpc_port, simulate)
         text = path.read_text()
         one = f'[[wallets]]\nkeypair_path = "{self.keypair_path}"\nlabel = "bench"\n'
         many = "".join(f'[[wallets]]\nkeypair_path = "{p}"\nlabel = "tier-{i}"\n\n'

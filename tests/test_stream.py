@@ -305,7 +305,7 @@ async def test_flood_keeps_every_positions_latest_state(serve: Any) -> None:
                 last[(body["type"], pid)] = body
         if r % 5 == 0:
             tick = {"type": "trade_tick", "position_id": r, "time_ms": r, "side": "buy",
-                    "token_amount": r, "quote_amount": r, "price_quote": 1.5}
+                    "token_amount": r, "quote_amount": r, "price_quote": 150}
             compact = json.dumps(tick, separators=(",", ":"))
             frames.append(compact.replace('"position_id":', '"position_id": '))  # still keyed
             last[("trade_tick", r)] = tick

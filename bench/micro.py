@@ -100,7 +100,7 @@ def exit_frame(wallet: Keypair) -> tuple[bytes, str]:
 def ours(budget: float) -> dict[str, float]:
     from lasersell_bot import protocol
     from lasersell_bot.config import GuardConfig
-    from lasersell_bot.executor import _sign
+    from lasersell_bot.flows import sign as _sign
     from lasersell_bot.guard import Expectation, GuardPolicy, check_transaction
     from lasersell_bot.send import make_target
 

@@ -11,18 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import binascii
 import contextlib
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar, runtime_checkable
+from typing import Any, TypeVar
 
 from solders.keypair import Keypair
-from solders.transaction import VersionedTransaction
 
 from lasersell_bot import landing, protocol, terms
-from lasersell_bot.config import Config, WatchWalletConfig
+from lasersell_bot.config import Config
 from lasersell_bot.exitbook import (
     Decision,
     ExitBook,
@@ -34,89 +31,38 @@ from lasersell_bot.exitbook import (
     Start,
     Superseded,
 )
+from lasersell_bot.flows import (
+    Attempt,
+    EagerLander,
+    Lander,
+    Notify,
+    Prepared,
+    SessionHooks,
+    Signed,
+    agreed_amount,
+    decode_b64,
+    exit_outcome,
+    log_vetted,
+    realized_part,
+    sign,
+    vetted_detail,
+)
 from lasersell_bot.guard import Expectation, Verdict
 from lasersell_bot.guard.effects import Promise
 from lasersell_bot.journal import AttemptState, Journal, PendingAttempt
 from lasersell_bot.logs import get_logger
 from lasersell_bot.metrics import Metrics
 from lasersell_bot.notify import NotifyKind
-from lasersell_bot.session import Position
 from lasersell_bot.simulate import Simulator
-from lasersell_bot.vet import PromiseFor, Vetted, Vetter, classify_failure
+from lasersell_bot.vet import PromiseFor, Vetted, Vetter
 from lasersell_bot.vet import Refused as _Refused
-from lasersell_bot.wallet import SigningRefused, Wallets, sign_into_slot
+from lasersell_bot.wallet import Wallets
 
 log = get_logger("executor")
 
-LAMPORTS_PER_SOL = 1_000_000_000
-USD1_UNITS = 1_000_000
 TICK_SECONDS = 0.2
 UNKNOWN_RECHECK_SEC = 5.0
 _T = TypeVar("_T")
-
-
-class Lander(Protocol):
-    """What the executor needs from send.py (a Sender wraps targets and the RPC)."""
-
-    async def land(
-        self, signed_tx: bytes, signature: str, blockhash: str,
-        on_submitted: Callable[[str, float], None] | None = None,
-    ) -> landing.Outcome: ...
-
-    async def submit_once(self, signed_tx: bytes, signature: str) -> bool: ...
-
-
-@runtime_checkable
-class EagerLander(Lander, Protocol):
-    """A lander that can write a first submission in the caller's turn (``RpcLander``):
-    ``send_now`` writes the bytes and returns a handle that ``land(first=...)`` takes."""
-
-    def send_now(self, signed_tx: bytes) -> Any: ...
-
-    async def land(
-        self, signed_tx: bytes, signature: str, blockhash: str,
-        on_submitted: Callable[[str, float], None] | None = None, first: Any = None,
-    ) -> landing.Outcome: ...
-
-
-class SessionHooks(Protocol):
-    def position(self, position_id: int) -> Position | None: ...
-    def exit_started(self, position_id: int) -> None: ...
-    def exit_finished(self, position_id: int, landed: bool, now_ms: int) -> None: ...
-
-
-class Notify(Protocol):
-    def notify(self, kind: NotifyKind, text: str) -> bool: ...
-
-
-@dataclass
-class _Attempt:
-    signal: protocol.ExitSignalWithTx
-    signal_id: int
-    attempt_no: int
-    received_ns: int
-
-
-@dataclass(frozen=True)
-class _Signed:
-    tx: bytes
-    signature: str
-
-    @property
-    def blockhash(self) -> str:
-        """Read when landing starts, not on the way to the first send (~5 us decode)."""
-        return _blockhash_of(self.tx)
-
-
-@dataclass(frozen=True)
-class _Prepared:
-    """A transaction on its way to signing: whose key, the bytes, what was expected, and
-    the vetting so far (a final ``Vetted``, or the static ``Verdict`` still to finish)."""
-
-    keypair: Keypair
-    unsigned: bytes
-    expect: Expectation
-    vetted: Vetted | Verdict
 
 
 class Executor:
@@ -272,7 +218,7 @@ class Executor:
 
     def _start_exit(self, signal: protocol.ExitSignalWithTx, attempt_no: int) -> None:
         signal_id, received_ns = self._signal_ids.pop(id(signal), (0, time.perf_counter_ns()))
-        attempt = _Attempt(signal, signal_id, attempt_no, received_ns)
+        attempt = Attempt(signal, signal_id, attempt_no, received_ns)
         prepared = self._unless_refused(attempt, lambda: self._prepare_exit(signal))
         if prepared is None:
             return
@@ -281,15 +227,15 @@ class Executor:
             return
         self._sign_and_launch(attempt, prepared, prepared.vetted)
 
-    def _prepare_exit(self, signal: protocol.ExitSignalWithTx) -> _Prepared:
+    def _prepare_exit(self, signal: protocol.ExitSignalWithTx) -> Prepared:
         self._check_fresh(signal)
         keypair = self._keypair(signal.wallet_pubkey)
-        unsigned = _decode_b64(signal.unsigned_tx_b64)
+        unsigned = decode_b64(signal.unsigned_tx_b64)
         expect = terms.exit_expectation(signal, self._cfg.guard,
                                         self._session.position(signal.position_id))
-        return _Prepared(keypair, unsigned, expect, self._vetter.vet_now(unsigned, expect))
+        return Prepared(keypair, unsigned, expect, self._vetter.vet_now(unsigned, expect))
 
-    async def _vet_then_exit(self, attempt: _Attempt, prepared: _Prepared) -> None:
+    async def _vet_then_exit(self, attempt: Attempt, prepared: Prepared) -> None:
         """Lookup tables and simulation, then sign and send (nothing is sent before)."""
         static = prepared.vetted if isinstance(prepared.vetted, Verdict) else None
         try:
@@ -305,7 +251,7 @@ class Executor:
         with self._journal.deferred():
             self._sign_and_launch(attempt, prepared, vetted)
 
-    def _sign_and_launch(self, attempt: _Attempt, prepared: _Prepared, vetted: Vetted) -> None:
+    def _sign_and_launch(self, attempt: Attempt, prepared: Prepared, vetted: Vetted) -> None:
         recorded = self._unless_refused(attempt, lambda: self._sign_exit(attempt, prepared, vetted))
         if recorded is None:
             return
@@ -313,12 +259,12 @@ class Executor:
         # From here the bytes may be on the wire: never treat a failure as a refusal.
         first = self._send_first(signed)
         self._spawn(self._land_exit(attempt, signed, attempt_id, first))
-        _log_vetted(vetted, kind="exit", position_id=attempt.signal.position_id)
+        log_vetted(vetted, kind="exit", position_id=attempt.signal.position_id)
 
-    def _sign_exit(self, attempt: _Attempt, prepared: _Prepared,
-                   vetted: Vetted) -> tuple[_Signed, int]:
-        signed = _sign(prepared.unsigned, prepared.keypair)
-        self._journal.record_guard(attempt.signal_id, True, "", _vetted_detail(vetted))
+    def _sign_exit(self, attempt: Attempt, prepared: Prepared,
+                   vetted: Vetted) -> tuple[Signed, int]:
+        signed = sign(prepared.unsigned, prepared.keypair)
+        self._journal.record_guard(attempt.signal_id, True, "", vetted_detail(vetted))
         # On disk (the journal's intent log) before its first byte can be sent.
         attempt_id = self._journal.record_attempt(
             attempt.signal_id, attempt.attempt_no, signature=signed.signature,
@@ -327,7 +273,7 @@ class Executor:
             dry_run=self._cfg.send.dry_run)
         return signed, attempt_id
 
-    def _unless_refused(self, attempt: _Attempt, step: Callable[[], _T]) -> _T | None:
+    def _unless_refused(self, attempt: Attempt, step: Callable[[], _T]) -> _T | None:
         """Run a step that sends nothing; a refusal or a crash in it refuses the exit."""
         try:
             return step()
@@ -338,7 +284,7 @@ class Executor:
             self._exit_crashed(attempt, exc)
         return None
 
-    def _exit_crashed(self, attempt: _Attempt, exc: Exception) -> None:
+    def _exit_crashed(self, attempt: Attempt, exc: Exception) -> None:
         """A bug before anything was sent: counted as refused, so the position does not
         stick busy, and a fresh signal is asked for."""
         log.exception("exit_start_failed", position_id=attempt.signal.position_id)
@@ -368,7 +314,7 @@ class Executor:
         if limit and age > limit:
             raise _Refused("stale_signal", f"signal is {age} ms old (limit {limit} ms)")
 
-    def _exit_refused(self, attempt: _Attempt, refusal: _Refused) -> None:
+    def _exit_refused(self, attempt: Attempt, refusal: _Refused) -> None:
         self._metrics.guard_refusals.inc(refusal.reason)
         log.error("guard_refused", kind="exit", position_id=attempt.signal.position_id,
                   reason=refusal.reason, path=refusal.path, detail=refusal.detail)
@@ -378,7 +324,7 @@ class Executor:
         outcome = Outcome.FAILED_SLIPPAGE if refusal.slippage else Outcome.REFUSED
         self._finish(attempt.signal.position_id, outcome)
 
-    def _send_first(self, signed: _Signed) -> Any:
+    def _send_first(self, signed: Signed) -> Any:
         """Write the first submission now, in this turn, when the lander can."""
         if self._eager is None or self._cfg.send.dry_run:
             return None
@@ -389,7 +335,7 @@ class Executor:
             log.exception("first_send_failed", signature=signed.signature)
             return None
 
-    async def _land_exit(self, attempt: _Attempt, signed: _Signed, attempt_id: int,
+    async def _land_exit(self, attempt: Attempt, signed: Signed, attempt_id: int,
                          first: Any = None) -> None:
         if self._cfg.send.dry_run:
             self._finish_exit(attempt, attempt_id, Outcome.DRY_RUN, "dry_run", None, None)
@@ -397,13 +343,13 @@ class Executor:
         result = await self._land_until_known(
             signed, self._submitted_callback(attempt, attempt_id, signed.signature), attempt_id,
             first)
-        outcome, state = _exit_outcome(result, signed.tx)
+        outcome, state = exit_outcome(result, signed.tx)
         err = result.err if isinstance(result, landing.Failed) else None
         slot = result.slot if isinstance(result, landing.Landed | landing.Failed) else None
         self._finish_exit(attempt, attempt_id, outcome, state, err, slot)
 
     async def _land_until_known(
-        self, signed: _Signed, on_submitted: Callable[[str, float], None] | None,
+        self, signed: Signed, on_submitted: Callable[[str, float], None] | None,
         attempt_id: int, first: Any = None,
     ) -> landing.Outcome:
         """Land ``signed``; while the outcome is unknown it may still land, so keep
@@ -430,7 +376,7 @@ class Executor:
         return result
 
     async def _land_once(
-        self, signed: _Signed, on_submitted: Callable[[str, float], None] | None,
+        self, signed: Signed, on_submitted: Callable[[str, float], None] | None,
         first: Any = None,
     ) -> landing.Outcome:
         """One landing pass; a crash counts as unknown (the bytes may be on the wire)."""
@@ -445,7 +391,7 @@ class Executor:
             return landing.Unknown(reason=f"crash: {type(exc).__name__}")
 
     def _submitted_callback(
-        self, attempt: _Attempt, attempt_id: int, signature: str
+        self, attempt: Attempt, attempt_id: int, signature: str
     ) -> Callable[[str, float], None]:
         first = [True]
 
@@ -462,7 +408,7 @@ class Executor:
         return submitted
 
     def _finish_exit(
-        self, attempt: _Attempt, attempt_id: int, outcome: Outcome, state: AttemptState,
+        self, attempt: Attempt, attempt_id: int, outcome: Outcome, state: AttemptState,
         err: Any, slot: int | None,
     ) -> None:
         signal = attempt.signal
@@ -474,7 +420,7 @@ class Executor:
         level(event, position_id=signal.position_id, state=state, slot=slot, err=err,
               reason=signal.reason, level_index=signal.level_index)
         if outcome is Outcome.LANDED:
-            self._metrics.realized_pnl_lamports.inc(amount=_realized_part(signal))
+            self._metrics.realized_pnl_lamports.inc(amount=realized_part(signal))
             self._notify("exit_landed", f"exit landed for {signal.mint} ({signal.reason})")
         elif not landed:
             self._notify("exit_failed", f"exit {state} for {signal.mint} ({signal.reason})")
@@ -513,12 +459,12 @@ class Executor:
         if attempt.signed_tx_b64 and attempt.signature:
             try:
                 signed = base64.b64decode(attempt.signed_tx_b64)
-                stored = _Signed(signed, attempt.signature)
+                stored = Signed(signed, attempt.signature)
             except ValueError as exc:
                 err = f"stored transaction unreadable: {exc}"
             else:
                 result = await self._land_until_known(stored, None, attempt.attempt_id)
-                _, state = _exit_outcome(result, signed)
+                _, state = exit_outcome(result, signed)
                 err = result.err if isinstance(result, landing.Failed) else None
         self._journal.record_outcome(attempt.attempt_id, state, err=err)
         log.warning("pending_tx_resolved", kind=attempt.kind, position_id=attempt.position_id,
@@ -542,16 +488,16 @@ class Executor:
                 raise _Refused("mirror_paused", "mirror buys are paused (resume-buys)")
             expectation = self._mirror_expectation(signal)
             keypair = self._keypair(signal.user_wallet)
-            unsigned = _decode_b64(signal.unsigned_tx_b64)
+            unsigned = decode_b64(signal.unsigned_tx_b64)
             vetted = self._vetter.vet_now(unsigned, expectation)
-            prepared = _Prepared(keypair, unsigned, expectation, vetted)
+            prepared = Prepared(keypair, unsigned, expectation, vetted)
             if isinstance(vetted, Verdict):
                 self._spawn(self._vet_then_buy(signal, signal_id, prepared, received_ns))
                 return
             self._sign_and_buy(signal, signal_id, prepared, vetted, received_ns)
 
     async def _vet_then_buy(self, signal: protocol.MirrorBuySignal, signal_id: int,
-                            prepared: _Prepared, received_ns: int) -> None:
+                            prepared: Prepared, received_ns: int) -> None:
         static = prepared.vetted if isinstance(prepared.vetted, Verdict) else None
         with self._buy_refusals(signal, signal_id):
             vetted = await self._vetter.vet(prepared.unsigned, prepared.expect,
@@ -571,11 +517,11 @@ class Executor:
                                  _Refused("internal_error", f"{type(exc).__name__}: {exc}"))
 
     def _sign_and_buy(self, signal: protocol.MirrorBuySignal, signal_id: int,
-                      prepared: _Prepared, vetted: Vetted, received_ns: int) -> None:
-        signed = _sign(prepared.unsigned, prepared.keypair)
-        self._journal.record_guard(signal_id, True, "", _vetted_detail(vetted))
+                      prepared: Prepared, vetted: Vetted, received_ns: int) -> None:
+        signed = sign(prepared.unsigned, prepared.keypair)
+        self._journal.record_guard(signal_id, True, "", vetted_detail(vetted))
         self._spawn(self._land_mirror(signal, signal_id, signed, received_ns))
-        _log_vetted(vetted, kind="mirror_buy", mint=signal.mint)
+        log_vetted(vetted, kind="mirror_buy", mint=signal.mint)
 
     def _buy_promise(self, signal: protocol.MirrorBuySignal) -> PromiseFor:
         return lambda static: terms.mirror_promise(signal, self._cfg, static)
@@ -604,7 +550,7 @@ class Executor:
         if signal.input != "SOL":
             raise _Refused("buy_input_unverifiable",
                            f"{signal.input} buys cannot be bounded by the guard; only SOL")
-        agreed = _agreed_amount(watch, signal.input)
+        agreed = agreed_amount(watch, signal.input)
         if signal.amount_quote_units > agreed:
             raise _Refused("buy_amount_mismatch",
                            f"asked to spend {signal.amount_quote_units} {signal.input} units, "
@@ -612,7 +558,7 @@ class Executor:
         return terms.buy_expectation(signal, self._cfg, agreed)
 
     async def _land_mirror(
-        self, signal: protocol.MirrorBuySignal, signal_id: int, signed: _Signed, received_ns: int
+        self, signal: protocol.MirrorBuySignal, signal_id: int, signed: Signed, received_ns: int
     ) -> None:
         attempt_id = self._journal.record_attempt(
             signal_id, 1, signature=signed.signature, slippage_bps=signal.slippage_bps,
@@ -634,7 +580,7 @@ class Executor:
                  signature=signed.signature, signal_to_submit_ms=round(latency_ms, 3))
         self._notify("mirror_buy", f"mirror buy of {signal.mint} submitted")
         result = await self._land_until_known(signed, None, attempt_id)
-        _, state = _exit_outcome(result, signed.tx)
+        _, state = exit_outcome(result, signed.tx)
         self._journal.record_outcome(attempt_id, state,
                                      err=result.err if isinstance(result, landing.Failed) else None)
         self._metrics.confirmations.inc(state)
@@ -679,9 +625,6 @@ class Executor:
             self._notifier.notify(kind, text)
 
 
-# --------------------------------------------------------------------------- helpers
-
-
 def _retry_policy(cfg: Config) -> RetryPolicy:
     return RetryPolicy(
         max_retries=cfg.send.max_retries,
@@ -693,70 +636,3 @@ def _retry_policy(cfg: Config) -> RetryPolicy:
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
-
-
-def _decode_b64(tx_b64: str) -> bytes:
-    try:
-        return base64.b64decode(tx_b64, validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise _Refused("undecodable", f"unsigned_tx_b64 is not valid base64: {exc}") from exc
-
-
-def _sign(unsigned: bytes, keypair: Keypair) -> _Signed:
-    try:
-        signed, signature = sign_into_slot(unsigned, keypair)
-    except SigningRefused as exc:
-        raise _Refused("signing_refused", str(exc)) from exc
-    return _Signed(signed, signature)
-
-
-def _blockhash_of(tx: bytes) -> str:
-    return str(VersionedTransaction.from_bytes(tx).message.recent_blockhash)
-
-
-def _exit_outcome(result: landing.Outcome, signed_tx: bytes) -> tuple[Outcome, AttemptState]:
-    """Map a known landing outcome (``_land_until_known`` never returns Unknown)."""
-    if isinstance(result, landing.Landed):
-        return Outcome.LANDED, "landed"
-    if isinstance(result, landing.Failed):
-        slippage = _classify(result.err, signed_tx) == "slippage"
-        return (Outcome.FAILED_SLIPPAGE if slippage else Outcome.FAILED), "failed"
-    return Outcome.EXPIRED, "expired"
-
-
-def _classify(err: Any, signed_tx: bytes) -> str:
-    return classify_failure(err, VersionedTransaction.from_bytes(signed_tx).message)
-
-
-def _vetted_detail(vetted: Vetted) -> dict[str, Any]:
-    detail: dict[str, Any] = {"path": vetted.path}
-    if vetted.static.unknown_programs:
-        detail["unknown_programs"] = list(vetted.static.unknown_programs)
-    if vetted.effects is not None and vetted.effects.deltas is not None:
-        deltas = vetted.effects.deltas
-        detail["deltas"] = {"sol": deltas.sol, "mint": deltas.mint, "quote": deltas.quote}
-    if vetted.simulation_ms is not None:
-        detail["simulation_ms"] = round(vetted.simulation_ms, 3)
-    return detail
-
-
-def _log_vetted(vetted: Vetted, **context: Any) -> None:
-    log.info("guard_passed", summary=vetted.summary(), **context)
-
-
-def _agreed_amount(watch: WatchWalletConfig, quote_input: str) -> int:
-    if quote_input == "USD1":
-        return round(watch.auto_buy_usd1 * USD1_UNITS)
-    return round(watch.auto_buy_sol * LAMPORTS_PER_SOL)
-
-
-def _realized_part(signal: protocol.ExitSignalWithTx) -> float:
-    """The profit this sell realised, for the metric; 0 when it is beyond a float (the
-    decoder keeps integers of any size, and a hostile server may send one)."""
-    try:
-        if signal.sell_tokens and signal.position_tokens:
-            return signal.profit_units * signal.sell_tokens / signal.position_tokens
-        return float(signal.profit_units)
-    except OverflowError:
-        return 0.0
-

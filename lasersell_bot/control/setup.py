@@ -17,7 +17,7 @@ from lasersell_bot.ops import parse_listen
 
 if TYPE_CHECKING:
     from lasersell_bot.daemon import Daemon
-    from lasersell_bot.executor import Notify
+    from lasersell_bot.flows import Notify
 
 log = get_logger("control")
 

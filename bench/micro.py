@@ -129,6 +129,7 @@ def ours(budget: float) -> dict[str, float]:
         target.body(base64.b64encode(done.tx))
 
     return {
+        "effects_own": effects_own_us(wallet, signal, budget),
         "decode": per_call_us(lambda: decoder.decode(frame), budget),
         "guard": per_call_us(guard, budget),
         "sign": per_call_us(lambda: _sign(unsigned, wallet), budget),
@@ -136,6 +137,72 @@ def ours(budget: float) -> dict[str, float]:
         "inline_total": per_call_us(inline, budget),
         "ed25519_sign_only": per_call_us(lambda: wallet.sign_message(unsigned[65:]), budget),
     }
+
+
+def effects_own_us(wallet: Keypair, signal: Any, budget: float) -> float:
+    """Our own time on the effects path, the RPC answering at once: what ``Vetter.vet``
+    adds to the static check (request encode, reply decode, account parsing, the
+    verdict), less the static check and the bare cost of running a coroutine."""
+    import asyncio
+
+    import msgspec
+    from solders.pubkey import Pubkey
+
+    from bench.effects_rpc import EffectsRpc
+    from lasersell_bot.config import GuardConfig
+    from lasersell_bot.guard import Expectation, check_transaction
+    from lasersell_bot.guard.effects import ExitTerms
+    from lasersell_bot.guard.policy import WSOL_ID
+    from lasersell_bot.metrics import Metrics
+    from lasersell_bot.rpcpool import _batch_results
+    from lasersell_bot.simulate import Simulator
+    from lasersell_bot.vet import Vetter
+
+    effects = EffectsRpc({wallet.pubkey()})
+    encode = msgspec.json.encode
+
+    class AnsweringAtOnce:
+        """The bench RPC's answers, produced in-process: only our own work is timed."""
+
+        async def call(self, method: str, params: Any = ()) -> Any:
+            raise AssertionError(method)
+
+        async def batch(self, calls: Any) -> list[Any]:
+            body = encode([{"jsonrpc": "2.0", "id": i, "method": m, "params": list(p)}
+                           for i, (m, p) in enumerate(calls)])
+            params = msgspec.json.decode(body)
+            reply = encode([{"jsonrpc": "2.0", "id": 0,
+                             "result": effects.multiple_accounts(params[0]["params"])},
+                            {"jsonrpc": "2.0", "id": 1,
+                             "result": effects.simulate(params[1]["params"])}])
+            return _batch_results(reply, len(calls))
+
+    raw = base64.b64decode(signal.unsigned_tx_b64, validate=True)
+    effects.learn(signal.unsigned_tx_b64)
+    expect = Expectation.exit(signal.wallet_pubkey, signal.mint,
+                              fee_allowance_lamports=10_000_000)
+    vetter = Vetter(GuardConfig(), Simulator(AnsweringAtOnce(), 1.0), Metrics())
+    terms = ExitTerms(wallet=wallet.pubkey(), mint=Pubkey.from_string(signal.mint),
+                      quote_mint=WSOL_ID, sell_tokens=signal.position_tokens,
+                      expected_quote=150_000_000, slippage_bps=1000, fee_bps=200,
+                      min_fee_lamports=10_000_000, costs_lamports=20_000)
+    loop = asyncio.new_event_loop()
+
+    async def nothing() -> None:
+        return None
+
+    def vet() -> None:
+        vetted = loop.run_until_complete(vetter.vet(raw, expect, lambda _: terms.promise()))
+        assert vetted.path == "simulated"
+
+    try:
+        whole = per_call_us(vet, budget)
+        bare = per_call_us(lambda: loop.run_until_complete(nothing()), budget)
+        static = per_call_us(lambda: check_transaction(raw, vetter.policy, expect,
+                                                       vetter._tables.as_mapping()), budget)
+    finally:
+        loop.close()
+    return max(0.0, whole - bare - static)
 
 
 def sdk(budget: float, frame_path: str, keypair_path: str) -> dict[str, float]:

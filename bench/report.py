@@ -132,27 +132,35 @@ def _latency_rows(results: dict[str, Any], with_base: bool) -> list[str]:
 def _guard_rows(results: dict[str, Any]) -> list[str]:
     """The price of effects verification: the default (simulated) path beside the static
     path in the same run, and the RPC round trip it adds."""
-    simulated = _phase(results, "ours", "idle")
-    static = _phase(results, "ours_static", "idle")
+    rows = []
+    for label, name in (("idle", "idle (2-6 ms apart)"), ("sparse", "sparse (20-40 ms apart)")):
+        simulated, static = _phase(results, "ours", label), _phase(results, "ours_static", label)
+        if simulated is None or static is None:
+            continue
+        rows += [
+            f"| signal-to-wire {name} p50 / p99, static guard only "
+            f"(`guard.simulate = \"never\"`) | {_us(static['summary']['p50'])} / "
+            f"{_us(static['summary']['p99'])} | | | |",
+            f"| signal-to-wire {name} p50 / p99, effects verified (default) | "
+            f"{_us(simulated['summary']['p50'])} / {_us(simulated['summary']['p99'])} | | | |"]
+    simulated, static = _phase(results, "ours", "sparse"), _phase(results, "ours_static", "sparse")
     batch = results.get("rpc_batch")
     if simulated is None or static is None or batch is None:
-        return []
-    sim50, sim99 = simulated["summary"]["p50"], simulated["summary"]["p99"]
-    st50, st99 = static["summary"]["p50"], static["summary"]["p99"]
+        return rows
     trip = batch["summary"]["p50"]
-    added = sim50 - st50
-    own = added - trip
-    return [
-        f"| signal-to-wire idle p50 / p99, static guard only (`guard.simulate = \"never\"`) | "
-        f"{_us(st50)} / {_us(st99)} | | | |",
-        f"| signal-to-wire idle p50 / p99, effects verified (default) | "
-        f"{_us(sim50)} / {_us(sim99)} | | | |",
-        f"| added by effects verification at p50 | {_us(added)} | | | |",
-        f"| of which the RPC batch round trip (getMultipleAccounts + simulateTransaction, "
-        f"p50 on loopback) | {_us(trip)} | | | |",
-        f"| of which our own time (added - round trip) | {_us(own)} | | | "
-        f"≤ 200 µs: {_mark(own <= TARGETS['verify_own_us'])} |",
+    added = simulated["summary"]["p50"] - static["summary"]["p50"]
+    own = results.get("micro", {}).get("ours", {}).get("effects_own")
+    rows += [
+        f"| added by effects verification at p50 (sparse, end to end) | {_us(added)} | | | "
+        f"one round trip + 200 µs: {_mark(own is not None and added <= trip + 200)} |",
+        f"| the RPC batch round trip (getMultipleAccounts + simulateTransaction, warm client "
+        f"in a tight loop, p50 on loopback) | {_us(trip)} | | | |",
     ]
+    if own is not None:
+        rows.append(f"| our own time on the effects path (micro: encode the batch, decode "
+                    f"the reply, parse accounts, verdict; RPC answering in-process) | "
+                    f"{own:.0f} µs | | | ≤ 200 µs: {_mark(own <= TARGETS['verify_own_us'])} |")
+    return rows
 
 
 _REAL_RPC_NOTE = [
@@ -166,7 +174,12 @@ _REAL_RPC_NOTE = [
     "advise co-locating in Frankfurt or Pittsburgh and warming the regional caches to cut "
     "it. Expect the verification to add roughly one such round trip (the batch carries both "
     "calls) to every exit: run the daemon near its RPC, or set `guard.simulate = "
-    "\"unvouched\"` to pay it only for transactions the static rules cannot vouch for.",
+    "\"unvouched\"` to pay it only for transactions the static rules cannot vouch for. "
+    "On this machine the end-to-end figure is larger than the round trip plus our own "
+    "time: the round trip above is measured with both processes hot, while a daemon "
+    "waiting for one exit at a time is woken from idle once more on the simulated path "
+    "(and wakes the RPC process): compare the static path's sparse and idle figures, "
+    "whose only difference is that wake-up.",
 ]
 
 

@@ -69,6 +69,9 @@ DELAY_BUDGET_US = 1000.0
 
 
 API_LOAD_GAP_S = 0.1
+# Signals far enough apart that each exit's work is done before the next arrives (the
+# 2-6 ms idle schedule queues the simulated path's extra CPU behind earlier exits).
+SPARSE_GAP_MS = (20.0, 40.0)
 
 
 @dataclass(frozen=True)
@@ -87,6 +90,7 @@ class Plan:
     sync_records: int = 1000
     trace: bool = True
     api_load: bool = False  # an extra idle phase with the control API under load
+    sparse_signals: int = 300  # the guard comparison: signals 20-40 ms apart
     seed: int = 20260101
 
 
@@ -97,7 +101,7 @@ FULL = Plan(signals=2000, gap_ms=(2.0, 6.0), flood_rates=(1_000, 10_000, 50_000)
 QUICK = Plan(signals=50, gap_ms=(2.0, 6.0), flood_rates=(10_000,), throughput_rates=(),
              throughput_signals=0, memory_frames=20_000, memory_signals=100, startups=1,
              floor_count=50, micro_budget_s=0.02, settle_s=0.3, sync_records=50,
-             trace=False)
+             trace=False, sparse_signals=30)
 
 
 # --------------------------------------------------------------------------- venvs
@@ -415,6 +419,9 @@ listen = "127.0.0.1:{self.metrics_port}"
         await asyncio.sleep(plan.settle_s)  # positions announced, connections warm
         out: dict[str, Any] = {"memory_kib": {"after_start": rss_kib(child.pid)}}
         phases = [await self.phase(child, who, "idle", plan.signals)]
+        if who in ("ours", "ours_static"):  # the effects check's price, one exit at a time
+            phases.append(await self.phase(child, who, "sparse", plan.sparse_signals,
+                                           gap_ms=SPARSE_GAP_MS))
         if who == "ours" and plan.api_load:
             phases.append(await self.api_load_phase(child, plan.signals))
         for rate in plan.flood_rates if who != "ours_static" else ():

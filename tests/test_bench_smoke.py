@@ -29,21 +29,22 @@ def test_quick_bench_produces_results_and_every_tx_is_signed(tmp_path: Path) -> 
 
     ours = results["ours"]
     phases = ours["phases"]
-    assert set(phases) == {"idle", "flood_10000"}
+    assert set(phases) == {"idle", "sparse", "flood_10000"}
     for label, phase in phases.items():
-        assert phase["signals"] == 50, label
+        assert phase["signals"] == (30 if label == "sparse" else 50), label
         assert phase["missing"] == 0 and phase["invalid"] == 0, (label, phase)
-        assert len(phase["latencies_us"]) == 50, label
+        assert len(phase["latencies_us"]) == phase["signals"], label
         assert set(phase["summary"]) >= {"p50", "p90", "p99", "max"}
         assert all(v > 0 for v in phase["latencies_us"]), "received after written"
     assert phases["flood_10000"]["flood"]["written"] > 0
     assert phases["flood_10000"]["client_ingest"]["ingested"] > 0
 
     static = results["ours_static"]["phases"]
-    assert set(static) == {"idle"}
-    assert static["idle"]["missing"] == 0 and static["idle"]["invalid"] == 0
+    assert set(static) == {"idle", "sparse"}
+    assert all(p["missing"] == 0 and p["invalid"] == 0 for p in static.values())
     assert results["rpc_batch"]["count"] == results["plan"]["floor_count"]
-    assert "| added by effects verification at p50 |" in report
+    assert "| added by effects verification at p50 (sparse, end to end) |" in report
+    assert "| our own time on the effects path" in report
 
     memory = ours["memory_kib"]
     assert {"after_start", "after_frames", "after_signals", "bytes_per_frame"} <= set(memory)

@@ -9,7 +9,7 @@ import pytest
 from solders.keypair import Keypair
 
 from lasersell_bot.logs import Redactor
-from lasersell_bot.sim.rpc import b58encode
+from lasersell_bot.sim.encoding import b58encode
 from tests.test_secrets_in_logs import find_leaks, keypair_forms
 
 PASSPHRASE = "correct horse SECRET battery staple"

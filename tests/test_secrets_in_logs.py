@@ -19,7 +19,7 @@ from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 
 from lasersell_bot import protocol
-from lasersell_bot.sim.rpc import b58encode
+from lasersell_bot.sim.encoding import b58encode
 from lasersell_bot.sim.world import SimWorld
 from lasersell_bot.wallet import PASSPHRASE_ENV, write_keystore
 from tests.test_daemon_process import (

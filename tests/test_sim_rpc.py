@@ -22,7 +22,8 @@ from solders.transaction_status import TransactionConfirmationStatus
 from spl.token.constants import TOKEN_PROGRAM_ID
 
 from lasersell_bot.sim.chain import MAX_PROCESSING_AGE, SLIPPAGE_ERROR_CODE
-from lasersell_bot.sim.rpc import SimRpcServer, b58decode, b58encode
+from lasersell_bot.sim.encoding import b58decode, b58encode
+from lasersell_bot.sim.rpc import SimRpcServer
 from lasersell_bot.sim.txbuild import SWAP_INSTRUCTION_INDEX, build_sell_tx
 from tests.test_sim_chain import HELD, PRICE, Market, make_market
 

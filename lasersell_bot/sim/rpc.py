@@ -43,6 +43,7 @@ from solders.signature import Signature
 from solders.transaction_status import TransactionErrorFieldless
 
 from lasersell_bot.sim.chain import ChainError, SimChain, SimulationResult, decode_transaction
+from lasersell_bot.sim.encoding import b58decode, b58encode, ui_amount
 from lasersell_bot.sim.pubsub import PubSub, bind_pair
 from lasersell_bot.sim.rpc_accounts import (
     AccountsError,
@@ -69,8 +70,6 @@ NODE_UNHEALTHY: Final = -32005
 FaultKind = Literal["http_429", "http_500", "timeout", "reset", "rpc_error", "accept_no_land"]
 FAULT_KINDS: Final = frozenset(get_args(FaultKind))
 
-_B58_ALPHABET: Final = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
-_B58_INDEX: Final = {char: value for value, char in enumerate(_B58_ALPHABET)}
 
 
 class RpcError(Exception):
@@ -90,26 +89,6 @@ class RpcError(Exception):
 
 
 # --------------------------------------------------------------------------- encodings
-
-
-def b58encode(data: bytes) -> str:
-    number = int.from_bytes(data, "big")
-    digits = []
-    while number:
-        number, rest = divmod(number, 58)
-        digits.append(_B58_ALPHABET[rest])
-    zeros = len(data) - len(data.lstrip(b"\0"))
-    return "1" * zeros + "".join(reversed(digits))
-
-
-def b58decode(text: str) -> bytes:
-    number = 0
-    for char in text:
-        if char not in _B58_INDEX:
-            raise ValueError(f"invalid base58 character {char!r}")
-        number = number * 58 + _B58_INDEX[char]
-    zeros = len(text) - len(text.lstrip("1"))
-    return b"\0" * zeros + number.to_bytes((number.bit_length() + 7) // 8, "big")
 
 
 def _decode_wire(text: str, encoding: str) -> bytes:
@@ -306,7 +285,7 @@ class RpcMethods:
         if state is None:
             raise RpcError(INVALID_PARAMS, "Invalid param: not a Token account")
         decimals = self.chain.mint_decimals(state.mint)
-        ui_text = _ui_amount(state.amount, decimals)
+        ui_text = ui_amount(state.amount, decimals)
         return self._context(
             {
                 "amount": str(state.amount),
@@ -341,7 +320,7 @@ class RpcMethods:
 
     def _parsed_token(self, state: Any) -> dict[str, Any]:
         decimals = self.chain.mint_decimals(state.mint)
-        ui_text = _ui_amount(state.amount, decimals)
+        ui_text = ui_amount(state.amount, decimals)
         return {"program": "spl-token", "space": 165, "parsed": {"type": "account", "info": {
             "isNative": False, "mint": str(state.mint), "owner": str(state.owner),
             "state": "initialized", "tokenAmount": {
@@ -377,14 +356,6 @@ def _account_data(data: bytes, encoding: str) -> str | list[str]:
     if encoding in ("base64", "jsonParsed"):
         return [base64.b64encode(data).decode(), "base64"]
     raise RpcError(INVALID_PARAMS, f"unsupported encoding: {encoding}")
-
-
-def _ui_amount(amount: int, decimals: int) -> str:
-    if decimals == 0:
-        return str(amount)
-    whole, fraction = divmod(amount, 10**decimals)
-    digits = f"{fraction:0{decimals}d}".rstrip("0")
-    return f"{whole}.{digits}" if digits else str(whole)
 
 
 # --------------------------------------------------------------------------- faults

@@ -25,6 +25,8 @@ from typing import Any, Final
 from solders.account import Account
 from solders.pubkey import Pubkey
 
+from lasersell_bot.sim.encoding import b58encode
+
 MAX_MULTIPLE_ACCOUNTS: Final = 100
 MAX_BASE58_BYTES: Final = 128
 INVALID_PARAMS: Final = -32602
@@ -40,17 +42,6 @@ class AccountsError(ValueError):
         self.code = code
         self.message = message
         self.data = data
-
-
-def _b58(data: bytes) -> str:
-    alphabet = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
-    number = int.from_bytes(data, "big")
-    digits = []
-    while number:
-        number, rest = divmod(number, 58)
-        digits.append(alphabet[rest])
-    zeros = len(data) - len(data.lstrip(b"\0"))
-    return "1" * zeros + "".join(reversed(digits))
 
 
 def _slice(data: bytes, data_slice: Any) -> bytes:
@@ -77,7 +68,7 @@ def account_json(account: Account | None, encoding: str, data_slice: Any = None,
             raise AccountsError(
                 f"Encoded binary (base 58) data should be less than {MAX_BASE58_BYTES} bytes, "
                 "please use Base64 encoding.")
-        encoded = _b58(data) if encoding == "binary" else [_b58(data), "base58"]
+        encoded = b58encode(data) if encoding == "binary" else [b58encode(data), "base58"]
     else:
         encoded = [base64.b64encode(data).decode(), "base64"]
     return {

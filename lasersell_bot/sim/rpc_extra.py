@@ -30,6 +30,7 @@ from lasersell_bot.sim.chain import (
     decode_transaction,
     memo_instruction,
 )
+from lasersell_bot.sim.encoding import b58encode, ui_amount
 
 FEATURE_SET: Final = 3_294_202_862
 COMPUTE_BUDGET_ID: Final = Pubkey.from_string("ComputeBudget111111111111111111111111111111")
@@ -38,7 +39,6 @@ MAX_COMPUTE_UNITS: Final = 1_400_000
 MAX_AIRDROP_LAMPORTS: Final = 1_000 * 10**9
 HISTORY_CAPACITY: Final = 5_000
 COMMITMENT_RANK: Final = {"processed": 0, "confirmed": 1, "finalized": 2}
-_B58: Final = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
 
 INVALID_PARAMS: Final = -32602
 UNSUPPORTED_TRANSACTION_VERSION: Final = -32015
@@ -53,15 +53,6 @@ class ExtraRpcError(Exception):
         super().__init__(message)
         self.code = code
         self.message = message
-
-
-def _b58(data: bytes) -> str:
-    number = int.from_bytes(data, "big")
-    digits = []
-    while number:
-        number, rest = divmod(number, 58)
-        digits.append(_B58[rest])
-    return "1" * (len(data) - len(data.lstrip(b"\0"))) + "".join(reversed(digits))
 
 
 # --------------------------------------------------------------------------- fees
@@ -102,7 +93,7 @@ class _TokenBalance:
     decimals: int
 
     def json(self) -> dict[str, Any]:
-        ui = _ui_amount(self.amount, self.decimals)
+        ui = ui_amount(self.amount, self.decimals)
         return {
             "accountIndex": self.index, "mint": self.mint, "owner": self.owner,
             "programId": self.program,
@@ -180,14 +171,6 @@ class TransactionHistory:
         return found
 
 
-def _ui_amount(amount: int, decimals: int) -> str:
-    if decimals == 0:
-        return str(amount)
-    whole, fraction = divmod(amount, 10**decimals)
-    digits = f"{fraction:0{decimals}d}".rstrip("0")
-    return f"{whole}.{digits}" if digits else str(whole)
-
-
 # --------------------------------------------------------------------------- encodings
 
 
@@ -204,7 +187,7 @@ def message_json(tx: VersionedTransaction) -> dict[str, Any]:
         },
         "instructions": [
             {"programIdIndex": ix.program_id_index, "accounts": list(bytes(ix.accounts)),
-             "data": _b58(bytes(ix.data)), "stackHeight": None}
+             "data": b58encode(bytes(ix.data)), "stackHeight": None}
             for ix in message.instructions
         ],
         "recentBlockhash": str(message.recent_blockhash),
@@ -235,7 +218,7 @@ def message_json_parsed(tx: VersionedTransaction) -> dict[str, Any]:
         "instructions": [
             {"programId": keys[ix.program_id_index],
              "accounts": [keys[a] for a in bytes(ix.accounts)],
-             "data": _b58(bytes(ix.data)), "stackHeight": None}
+             "data": b58encode(bytes(ix.data)), "stackHeight": None}
             for ix in message.instructions
         ],
         "recentBlockhash": str(message.recent_blockhash),
@@ -253,7 +236,7 @@ def _encoded_transaction(record: Recorded, encoding: str) -> Any:
     if encoding == "base64":
         return [base64.b64encode(record.raw).decode(), "base64"]
     if encoding == "base58":
-        return [_b58(record.raw), "base58"]
+        return [b58encode(record.raw), "base58"]
     raise ExtraRpcError(INVALID_PARAMS, f"Invalid params: unknown encoding: {encoding}")
 
 

@@ -91,7 +91,13 @@ class Simulator:
         started = time.perf_counter()
         try:
             async with asyncio.timeout(self.timeout_sec):
-                pre_result, sim_result = await self._ask(calls)
+                for _ in range(SLOT_TRIES):
+                    pre_result, sim_result = await self._ask(calls)
+                    if _slot(pre_result) == _slot(sim_result):
+                        break
+                else:
+                    raise Unverifiable(f"the pre-state and the simulation came from different "
+                                       f"slots {SLOT_TRIES} times (the chain moved between)")
         except TimeoutError:
             raise Unverifiable(f"simulation: no answer within {self.timeout_sec:g} s") from None
         except RpcError as exc:
@@ -109,6 +115,14 @@ class Simulator:
 
 
 _ENCODING = {"encoding": "base64", "commitment": _COMMITMENT}
+# Deltas are only ours if both reads saw the same slot: another landing in between (our
+# own other exit, say) would otherwise count as this transaction's effect.
+SLOT_TRIES = 3
+
+
+def _slot(result: Any) -> Any:
+    context = result.get("context") if isinstance(result, dict) else None
+    return context.get("slot") if isinstance(context, dict) else None
 
 
 def _simulate_config(keys: list[str]) -> dict[str, Any]:

@@ -12,6 +12,8 @@ the slippage the attempt allows and the routing-fee allowance.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from solders.pubkey import Pubkey
 
 from lasersell_bot import protocol
@@ -94,12 +96,18 @@ def exit_promise(signal: protocol.ExitSignalWithTx, cfg: Config, position: Posit
     value = expected_quote(signal, position)
     if value is None:
         return None
-    return ExitTerms(
+    promise = ExitTerms(
         wallet=Pubkey.from_string(signal.wallet_pubkey), mint=Pubkey.from_string(signal.mint),
         quote_mint=quote_mint(signal), sell_tokens=sold_tokens(signal), expected_quote=value,
         slippage_bps=slippage_bps, fee_bps=cfg.guard.fee_allowance_bps,
         min_fee_lamports=cfg.guard.fee_allowance_min_lamports,
         costs_lamports=costs_lamports(static, cfg.send.tip_lamports)).promise()
+    return replace(promise, trusted_programs=trusted_programs(cfg.guard))
+
+
+def trusted_programs(guard: GuardConfig) -> frozenset[Pubkey]:
+    """Programs the user trusts (``guard.extra_programs``) with accounts that name them."""
+    return frozenset(Pubkey.from_string(p) for p in guard.extra_programs)
 
 
 def with_slippage(agreed: int, signal_bps: int, cfg: Config) -> int:
@@ -127,8 +135,9 @@ def buy_expectation(signal: protocol.MirrorBuySignal, cfg: Config, agreed: int) 
 
 def mirror_promise(signal: protocol.MirrorBuySignal, cfg: Config, static: Verdict) -> Promise:
     """The bounds on a SOL mirror buy's effects."""
-    return buy_promise(
+    promise = buy_promise(
         Pubkey.from_string(signal.user_wallet), Pubkey.from_string(signal.mint),
         with_slippage(signal.amount_quote_units, signal.slippage_bps, cfg),
         buy_fee_allowance(signal, cfg.guard),
         costs_lamports(static, cfg.send.tip_lamports) + MIRROR_FEE_ALLOWANCE_LAMPORTS)
+    return replace(promise, trusted_programs=trusted_programs(cfg.guard))

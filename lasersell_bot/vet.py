@@ -22,6 +22,7 @@ from lasersell_bot import landing
 from lasersell_bot.config import GuardConfig
 from lasersell_bot.guard import Expectation, GuardPolicy, Verdict, check_transaction
 from lasersell_bot.guard.effects import EffectsVerdict, Promise, judge
+from lasersell_bot.guard.policy import DEX_PROGRAM_IDS
 from lasersell_bot.guard.tables import LookupTables, MissingLookupTable, resolve_keys
 from lasersell_bot.metrics import Metrics
 from lasersell_bot.simulate import Simulator, Unverifiable
@@ -86,7 +87,7 @@ class Vetter:
         if not verdict.ok and verdict.reason == "lookup_table_unavailable":
             return verdict
         self._refuse_if_bad(verdict)
-        if self._needs_simulation(verdict):
+        if self._needs_simulation(verdict, tx):
             return verdict
         return self._accepted(Vetted("static", verdict))
 
@@ -98,13 +99,18 @@ class Vetter:
             await self._fetch_tables(message)
             static = check_transaction(tx, self.policy, expect, self._tables.as_mapping())
             self._refuse_if_bad(static)
-        if not self._needs_simulation(static):
+        if not self._needs_simulation(static, tx):
             return self._accepted(Vetted("static", static))
         return self._accepted(await self._simulate(tx, message, promise_for(static), static))
 
-    def _needs_simulation(self, verdict: Verdict) -> bool:
+    def _needs_simulation(self, verdict: Verdict, tx: bytes) -> bool:
+        """``always``; or, ``unvouched``, when the static rules could not vouch for it or a
+        DEX trade is in it (a DEX pays whatever output account it is given: only the
+        effects show whose it is)."""
         mode = self.cfg.simulate
-        return mode == "always" or (mode == "unvouched" and verdict.needs_effects)
+        if mode != "unvouched":
+            return mode == "always"
+        return verdict.needs_effects or _calls_dex(tx)
 
     def _refuse_if_bad(self, verdict: Verdict) -> None:
         if not verdict.ok:
@@ -161,6 +167,14 @@ class Vetter:
         if (program,) not in counter.values and len(counter.values) >= MAX_PROGRAM_LABELS:
             program = "other"
         counter.inc(program)
+
+
+def _calls_dex(tx: bytes) -> bool:
+    message = _message(tx)
+    if message is None:
+        return True
+    keys = message.account_keys
+    return any(keys[ix.program_id_index] in DEX_PROGRAM_IDS for ix in message.instructions)
 
 
 def _message(tx: bytes) -> AnyMessage | None:

@@ -292,3 +292,83 @@ def test_a_payout_in_another_quote_asset_cannot_be_valued() -> None:
     verdict = judge(EXIT, addresses, pre, post)
     assert verdict.reason == "effects_quote_unvalued"
     assert str(USD1_ID) in verdict.detail
+
+
+# ---------------------------------------------------------------- adversarial review cases
+
+
+def test_an_account_handed_to_us_keeps_none_of_its_old_owners_authorities() -> None:
+    """A WSOL account the thief set up (delegate and close authority: the thief) is handed
+    to us in the transaction and takes the proceeds: the thief could still close it."""
+    addresses, pre, post = honest_exit()
+    handed = Keypair().pubkey()
+    addresses.append(handed)
+    pre.append(tokens(WSOL_ID, 0, POOL, delegate=THIEF, close_authority=THIEF, native=True))
+    post[0] = wallet(5 * SOL - COSTS)
+    post.append(tokens(WSOL_ID, 1_900_000_000, ME, lamports=RENT + 1_900_000_000,
+                       delegate=THIEF, close_authority=THIEF, native=True))
+    assert judge(EXIT, addresses, pre, post).reason == "effects_delegate_added"
+
+
+def test_a_larger_delegated_amount_on_an_existing_delegate_is_refused() -> None:
+    addresses, pre, post = honest_exit()
+    data = bytearray(token_data(MINT, ME, 1_000_000, delegate=THIEF))
+    pre[1] = AccountState(RENT, TOKEN_ID, bytes(data))
+    data[64:72] = (0).to_bytes(8, "little")
+    data[121:129] = (2**64 - 1).to_bytes(8, "little")
+    post[1] = AccountState(RENT, TOKEN_ID, bytes(data))
+    verdict = judge(EXIT, addresses, pre, post)
+    assert verdict.reason == "effects_delegate_added"
+    assert "could move" in verdict.detail
+
+
+def test_a_multisig_cannot_pass_as_our_token_account() -> None:
+    """355 bytes whose 'owner' bytes are our key and byte 165 is 2: a multisig, never a
+    token account, so the lamports put in it are lost, not ours."""
+    addresses, pre, post = honest_exit()
+    fake = bytearray(355)
+    fake[32:64] = bytes(ME)
+    fake[108] = 1
+    fake[165] = 2
+    sink = Keypair().pubkey()
+    addresses.append(sink)
+    pre.append(None)
+    post.append(AccountState(4 * SOL, TOKEN_ID, bytes(fake)))
+    post[0] = wallet(5 * SOL + 1_980_000_000 - FEE - COSTS - 4 * SOL)
+    assert token_account(post[-1]) is None
+    assert token_account(AccountState(RENT, TOKEN_2022_ID, bytes(fake))) is None
+    assert judge(EXIT, addresses, pre, post).reason == "effects_sol_drained"
+
+
+def test_value_moved_out_of_a_program_record_naming_us_is_refused() -> None:
+    """A lending or perps user record (not a token or DEX account) that names our wallet
+    changes: a program we cannot read may be withdrawing value we control."""
+    addresses, pre, post = honest_exit()
+    record = Keypair().pubkey()
+    addresses.append(record)
+    pre.append(AccountState(RENT, THIEF, bytes(8) + bytes(ME) + (50_000).to_bytes(8, "little")))
+    post.append(AccountState(RENT, THIEF, bytes(8) + bytes(ME) + (0).to_bytes(8, "little")))
+    assert judge(EXIT, addresses, pre, post).reason == "effects_foreign_state_changed"
+    trusted = replace(EXIT, trusted_programs=frozenset({THIEF}))
+    assert judge(trusted, addresses, pre, post).ok  # guard.extra_programs trusts it
+
+
+def test_selling_a_coin_we_created_does_not_count_the_curve_as_ours() -> None:
+    """A pump.fun curve names its coin's creator: paying out of it is not our SOL loss."""
+    from lasersell_bot.guard.policy import PUMP_FUN_ID
+
+    addresses, pre, post = honest_exit()
+    curve_data = bytes(49) + bytes(ME) + bytes(20)
+    pre[2] = AccountState(100 * SOL, PUMP_FUN_ID, curve_data)
+    post[2] = AccountState(100 * SOL - 1_980_000_000, PUMP_FUN_ID, curve_data)
+    assert judge(EXIT, addresses, pre, post).ok
+
+
+def test_a_newly_frozen_account_of_ours_is_refused() -> None:
+    addresses, pre, post = honest_exit()
+    pre[1] = tokens(MINT, 1_000_000)
+    frozen = bytearray(token_data(MINT, ME, 400_000))
+    frozen[108] = 2
+    post[1] = AccountState(RENT, TOKEN_ID, bytes(frozen))
+    partial = replace(EXIT, max_sell_tokens=600_000)
+    assert judge(partial, addresses, pre, post).reason == "effects_frozen"

@@ -545,10 +545,21 @@ async def test_an_exit_for_a_position_we_never_saw_opened_is_unverifiable(
     assert rig.executor._metrics.guard_refusals.get("unverifiable") == 1
 
 
-async def test_unvouched_mode_signs_a_plain_dex_exit_without_simulating(
-        rig_factory: Any) -> None:
-    simulator = ScriptedSimulator(sale(0))  # would be refused if it were asked
+async def test_unvouched_mode_still_simulates_a_dex_trade(rig_factory: Any) -> None:
+    """A DEX pays whatever output account it is given: even a trade the static rules
+    accept is simulated in "unvouched" mode, and a theft in it is refused."""
+    simulator = ScriptedSimulator(sale(0))
     rig = await rig_factory(simulator=simulator, guard={"simulate": "unvouched"})
+    open_position(rig)
+    rig.executor.on_exit_signal(exit_signal(), time.perf_counter_ns())
+    await settle(rig, lambda: bool(rig.requests()))
+    assert simulator.runs and rig.lander.landed == []
+    assert rig.executor._metrics.guard_refusals.get("effects_proceeds_too_low") == 1
+
+
+async def test_never_mode_signs_on_the_static_rules_alone(rig_factory: Any) -> None:
+    simulator = ScriptedSimulator(sale(0))  # would be refused if it were asked
+    rig = await rig_factory(simulator=simulator, guard={"simulate": "never"})
     open_position(rig)
     rig.executor.on_exit_signal(exit_signal(), time.perf_counter_ns())
     await settle(rig, lambda: rig.hooks.events[-1:] == [("landed", 1)])

@@ -39,6 +39,7 @@ class ScriptedRpc:
         self.sim_err: Any = None
         self.batches = True
         self.delay = 0.0
+        self.slots = {"getMultipleAccounts": 7, "simulateTransaction": 7}
         self.requests: list[Any] = []
         self.url = ""
 
@@ -54,7 +55,7 @@ class ScriptedRpc:
             return {"jsonrpc": "2.0", "id": call["id"],
                     "error": {"code": -32601, "message": "Method not found"}}
         return {"jsonrpc": "2.0", "id": call["id"],
-                "result": {"context": {"slot": 7}, "value": value}}
+                "result": {"context": {"slot": self.slots[method]}, "value": value}}
 
     async def handle(self, request: web.Request) -> web.Response:
         payload = json.loads(await request.read())
@@ -200,3 +201,13 @@ def test_the_table_cache_keeps_the_longer_copy_and_is_bounded() -> None:
     tables.put(b, ())
     tables.put(c, ())
     assert len(tables) == 2 and tables.get(a) is None
+
+
+async def test_reads_from_two_different_slots_are_asked_again_then_unverifiable(
+        rpc: tuple[ScriptedRpc, Simulator]) -> None:
+    """Another landing between the two reads would count as this transaction's effect."""
+    scripted, simulator = rpc
+    scripted.slots["simulateTransaction"] = 8
+    with pytest.raises(Unverifiable, match="different slots 3 times"):
+        await simulator.run(b"tx", [ME])
+    assert len(scripted.requests) == 3

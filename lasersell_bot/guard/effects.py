@@ -10,9 +10,13 @@ wallet, and every token account whose owner field is the wallet, before or after
 What is judged:
 
 * the wallet stays a System-owned account with no data;
-* a token account of ours keeps its owner, and gains no delegate and no close authority;
+* a token account of ours keeps its owner, gains no delegate, delegated amount or close
+  authority (one handed to us keeps none of its old owner's), and is not newly frozen;
+  only an exact 165-byte SPL Token account (or a Token-2022 one, never 355 bytes: a
+  multisig) counts as a token account;
 * an account that named our wallet before (an authority field: a mint, a stake account,
-  a program's user record) still names it at the same place after;
+  a program's user record) still names it at the same place after, and unless a token
+  program, a built-in DEX or a program the user trusts owns it, it does not change;
 * an exit lowers our balance of the position's mint by more than zero and by no more
   than the signal's tokens; no other token balance of ours falls (wrapped SOL is counted
   with SOL, through lamports);
@@ -35,7 +39,9 @@ from dataclasses import dataclass
 from solders.pubkey import Pubkey
 
 from lasersell_bot.guard.policy import (
+    DEX_PROGRAM_IDS,
     SYSTEM_ID,
+    TOKEN_2022_ID,
     TOKEN_PROGRAM_IDS,
     USD1_ID,
     WSOL_ID,
@@ -48,6 +54,8 @@ QUOTE_MINTS = frozenset({WSOL_ID, USD1_ID, USDC_ID})
 TOKEN_ACCOUNT_SIZE = 165
 _ACCOUNT_TYPE_ACCOUNT = 2  # Token-2022: byte 165 of an extended account says what it is
 _STATE_UNINITIALIZED = 0
+_STATE_FROZEN = 2
+MULTISIG_SIZE = 355
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +78,8 @@ class TokenAccount:
     amount: int
     delegate: Pubkey | None
     close_authority: Pubkey | None
+    frozen: bool = False
+    delegated_amount: int = 0
 
 
 def _coption_key(data: bytes, offset: int) -> Pubkey | None:
@@ -84,15 +94,19 @@ def token_account(state: AccountState | None) -> TokenAccount | None:
         return None
     data = state.data
     size = len(data)
-    if size < TOKEN_ACCOUNT_SIZE or (size > TOKEN_ACCOUNT_SIZE
-                                     and data[TOKEN_ACCOUNT_SIZE] != _ACCOUNT_TYPE_ACCOUNT):
+    if size != TOKEN_ACCOUNT_SIZE and (
+            state.owner != TOKEN_2022_ID or size < TOKEN_ACCOUNT_SIZE
+            or size == MULTISIG_SIZE or data[TOKEN_ACCOUNT_SIZE] != _ACCOUNT_TYPE_ACCOUNT):
+        # SPL Token accounts are exactly 165 bytes; Token-2022 pads extended accounts so
+        # that none is a multisig's 355 (a multisig's bytes could otherwise pass as ours).
         return None
     if data[108] == _STATE_UNINITIALIZED:
         return None
     return TokenAccount(
         mint=Pubkey.from_bytes(data[0:32]), owner=Pubkey.from_bytes(data[32:64]),
         amount=int.from_bytes(data[64:72], "little"), delegate=_coption_key(data, 72),
-        close_authority=_coption_key(data, 129))
+        close_authority=_coption_key(data, 129), frozen=data[108] == _STATE_FROZEN,
+        delegated_amount=int.from_bytes(data[121:129], "little"))
 
 
 # ---------------------------------------------------------------------------
@@ -120,6 +134,7 @@ class Promise:
     min_quote_gain: int = 0
     max_spend: int = 0
     fee_budget: int = 0
+    trusted_programs: frozenset[Pubkey] = frozenset()
 
 
 def routing_fee_allowance(value: int, fee_bps: int, min_fee: int) -> int:
@@ -227,8 +242,9 @@ def judge(promise: Promise, addresses: Sequence[Pubkey], pre: Sequence[AccountSt
     if promise.wallet not in addresses:
         return _refuse("effects_incomplete", "our wallet is not among the simulated accounts")
     before, after = _Ledger(), _Ledger()
+    trusted = TOKEN_PROGRAM_IDS | DEX_PROGRAM_IDS | promise.trusted_programs
     for address, old, new in zip(addresses, pre, post, strict=True):
-        refusal = _account_rule(promise.wallet, address, old, new)
+        refusal = _account_rule(promise.wallet, address, old, new, trusted)
         if refusal is not None:
             return refusal
         _count(promise.wallet, address, old, before, after, new)
@@ -240,7 +256,7 @@ _AUTHORITIES_ADDED = (("delegate", "effects_delegate_added"),
 
 
 def _account_rule(wallet: Pubkey, address: Pubkey, old: AccountState | None,
-                  new: AccountState | None) -> EffectsVerdict | None:
+                  new: AccountState | None, trusted: frozenset[Pubkey]) -> EffectsVerdict | None:
     if address == wallet:
         if new is not None and (new.owner != SYSTEM_ID or new.data):
             return _refuse("effects_wallet_changed", f"our wallet would be owned by "
@@ -253,20 +269,42 @@ def _account_rule(wallet: Pubkey, address: Pubkey, old: AccountState | None,
         return _refuse("effects_owner_changed",
                        f"our token account {address} would belong to {shown}")
     if new_token is not None and new_token.owner == wallet:
-        for field, reason in _AUTHORITIES_ADDED:
-            now = getattr(new_token, field)
-            if now is not None and (old_token is None or getattr(old_token, field) != now):
-                return _refuse(reason, f"our token account {address} would get {field} {now}")
-        return None
+        was_ours = old_token if old_token is not None and old_token.owner == wallet else None
+        return _our_account_rule(address, was_ours, new_token)
     if old_token is None and old is not None and new is not None:
-        return _authority_rule(wallet, address, old, new)
+        return _authority_rule(wallet, address, old, new, trusted)
+    return None
+
+
+def _our_account_rule(address: Pubkey, was: TokenAccount | None,
+                      now: TokenAccount) -> EffectsVerdict | None:
+    """A token account of ours after the transaction: no authority it did not already
+    have while it was ours (one handed to us keeps nothing of its old owner's), no larger
+    delegated amount, and not newly frozen."""
+    for field, reason in _AUTHORITIES_ADDED:
+        value = getattr(now, field)
+        if value is not None and (was is None or getattr(was, field) != value):
+            return _refuse(reason, f"our token account {address} would get {field} {value}")
+    if was is not None and now.delegated_amount > was.delegated_amount:
+        return _refuse("effects_delegate_added", f"our token account {address}: its delegate "
+                       f"could move {now.delegated_amount} tokens, {was.delegated_amount} "
+                       "before")
+    if now.frozen and (was is None or not was.frozen):
+        return _refuse("effects_frozen", f"our token account {address} would be frozen")
     return None
 
 
 def _authority_rule(wallet: Pubkey, address: Pubkey, old: AccountState,
-                    new: AccountState) -> EffectsVerdict | None:
-    """An account that named our wallet (e.g. as its authority) must still name it there."""
+                    new: AccountState, trusted: frozenset[Pubkey]) -> EffectsVerdict | None:
+    """An account that named our wallet (e.g. as its authority, or a user record in a
+    lending or perps program holding our value) must still name it there; and unless a
+    trusted program (token, built-in DEX, ``guard.extra_programs``) owns it, its data must
+    not change at all: we cannot tell what such a change is worth."""
     needle = bytes(wallet)
+    if needle in old.data and new.data != old.data and old.owner not in trusted:
+        return _refuse("effects_foreign_state_changed", f"account {address} (owned by "
+                       f"{old.owner}) names our wallet and would change; a program we "
+                       "cannot read may be moving value we control")
     start = old.data.find(needle)
     while start != -1:
         if new.data[start:start + 32] != needle:
@@ -294,7 +332,9 @@ def _count(wallet: Pubkey, address: Pubkey, old: AccountState | None, before: _L
             before.add_tokens(old_token.mint, old_token.amount)
         if new_ours and new_token is not None:
             after.add_tokens(new_token.mint, new_token.amount)
-    elif old is not None and bytes(wallet) in old.data and new_lamports < old_lamports:
+    elif (old is not None and bytes(wallet) in old.data and new_lamports < old_lamports
+          and old.owner not in DEX_PROGRAM_IDS):
+        # A pool or curve may name us (as its coin's creator): its lamports are not ours.
         before.sol += old_lamports - new_lamports
 
 

@@ -10,6 +10,8 @@ from typing import Any
 import pytest
 import structlog
 
+from lasersell_bot.sim.world import SimWorld
+from tests.controlkit import ControlSetup
 from tests.e2ekit import harness_factory_for
 
 
@@ -23,3 +25,28 @@ def _fresh_logging() -> Iterator[None]:
 async def harness_factory(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
     async for start in harness_factory_for(tmp_path):
         yield start
+
+
+@pytest.fixture
+async def world() -> AsyncIterator[SimWorld]:
+    """A started simulator (stream, chain, RPC) on loopback; modules may define their own."""
+    sim = SimWorld(slot_ms=20)
+    await sim.start()
+    try:
+        yield sim
+    finally:
+        await sim.stop()
+
+
+@pytest.fixture
+async def ctl(tmp_path: Path) -> AsyncIterator[ControlSetup]:
+    """A simulator plus the control-API test set-up; daemon processes are killed after."""
+    world = SimWorld(slot_ms=20)
+    await world.start()
+    harness = ControlSetup(tmp_path, world)
+    try:
+        yield harness
+    finally:
+        for process in harness.processes:
+            await process.kill()
+        await world.stop()

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -16,21 +15,8 @@ from solders.keypair import Keypair
 
 from lasersell_bot import protocol
 from lasersell_bot.journal import JournalReader
-from lasersell_bot.sim.world import LAMPORTS_PER_SOL, SimWorld
+from lasersell_bot.sim.world import LAMPORTS_PER_SOL
 from tests.controlkit import ControlSetup, token_mode
-
-
-@pytest.fixture
-async def ctl(tmp_path: Path) -> AsyncIterator[ControlSetup]:
-    world = SimWorld(slot_ms=20)
-    await world.start()
-    harness = ControlSetup(tmp_path, world)
-    try:
-        yield harness
-    finally:
-        for process in harness.processes:
-            await process.kill()
-        await world.stop()
 
 
 async def _stop(daemon: Any) -> None:

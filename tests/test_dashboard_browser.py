@@ -12,31 +12,17 @@ import json
 import os
 import shutil
 import signal
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from solders.keypair import Keypair
 
 from lasersell_bot.journal import JournalReader
-from lasersell_bot.sim.world import LAMPORTS_PER_SOL, SimWorld
+from lasersell_bot.sim.world import LAMPORTS_PER_SOL
 from tests.cdp import Page, chromium, find_chromium
 from tests.controlkit import ControlSetup
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture
-async def ctl(tmp_path: Path) -> AsyncIterator[ControlSetup]:
-    world = SimWorld(slot_ms=20)
-    await world.start()
-    harness = ControlSetup(tmp_path, world)
-    try:
-        yield harness
-    finally:
-        for process in harness.processes:
-            await process.kill()
-        await world.stop()
 
 
 def pnl_text(position_id: int) -> str:

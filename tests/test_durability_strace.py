@@ -15,7 +15,6 @@ import signal
 import sqlite3
 import subprocess
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -81,16 +80,6 @@ def traced_child(strace_pid: int) -> int:
     children = Path(f"/proc/{strace_pid}/task/{strace_pid}/children").read_text().split()
     assert len(children) == 1, children
     return int(children[0])
-
-
-@pytest.fixture
-async def world() -> AsyncIterator[SimWorld]:
-    sim = SimWorld(slot_ms=20)
-    await sim.start()
-    try:
-        yield sim
-    finally:
-        await sim.stop()
 
 
 async def test_intent_record_is_synced_before_the_transaction_is_sent(

@@ -71,16 +71,6 @@ def test_a_timeout_takes_a_provider_down_and_three_bad_replies_do_too() -> None:
 
 
 @pytest.fixture
-async def world() -> AsyncIterator[SimWorld]:
-    sim = SimWorld(slot_ms=20)
-    await sim.start()
-    try:
-        yield sim
-    finally:
-        await sim.stop()
-
-
-@pytest.fixture
 async def http() -> AsyncIterator[aiohttp.ClientSession]:
     async with aiohttp.ClientSession() as session:
         yield session

@@ -43,6 +43,10 @@ HINTS: Final = {
                         "transfers are refused on sight. Use guard.simulate = \"always\".",
     "unverifiable": "the RPC could not simulate the sell: check that rpc.url answers "
                     "simulateTransaction (with the accounts option) and getMultipleAccounts.",
+    "effects_foreign_state_changed": "a program's record naming your wallet would change; "
+                                     "if that program is the LaserSell Router keeping its "
+                                     "own record of your trades, add its id to "
+                                     "guard.extra_programs to trust it.",
     "simulation_failed": "the sell would fail on chain as built; the API may be out of "
                          "date for this mint, try again or another mint.",
 }
